@@ -1,0 +1,1 @@
+"""tinyrt's converter: builds graphs of int8/binary operators and writes the model file."""

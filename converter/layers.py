@@ -1,0 +1,55 @@
+"""Adding int8 operators to a Graph from numpy arrays and quantization parameters.
+
+Each function validates its arguments, precomputes every integer the kernel needs (requant
+rows, clamps) exactly as TFLM's Prepare would, and returns the index of the output tensor.
+Scales are float32 values (TFLite stores them so; the effective scale is formed in double).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyrt import opcodes
+
+from .graph import Graph
+from .quantization import activation_range, check_accumulator, requant_rows
+
+
+def _f32(x) -> np.ndarray:
+    return np.asarray(x, dtype=np.float32).astype(np.float64)
+
+
+def _requant_const(g: Graph, name: str, in_scale: float, w_scales, out_scale: float,
+                   bias, k: int) -> int:
+    eff = _f32(in_scale) * _f32(w_scales) / _f32(out_scale)
+    rows = requant_rows(eff)
+    bias_max = int(np.max(np.abs(bias))) if bias is not None and np.size(bias) else 0
+    check_accumulator(bias_max, k, int(rows[:, 2].max()), name)
+    return g.add_const(name + "/requant", rows, "int32")
+
+
+def fully_connected(g: Graph, x: int, weights: np.ndarray, weight_scales, bias: np.ndarray | None,
+                    out_scale: float, out_zero_point: int, activation: str = "NONE",
+                    name: str = "fc") -> int:
+    """y = requant(x @ w.T + b). weights int8 (n_out, n_in), scales per tensor or per row."""
+    xt = g.tensors[x]
+    w = np.asarray(weights, dtype=np.int8)
+    n_out, n_in = w.shape
+    if xt.shape[-1] != n_in and int(np.prod(xt.shape)) % n_in:
+        raise ValueError(f"{name}: input shape {xt.shape} does not fit weights {w.shape}")
+    batches = int(np.prod(xt.shape)) // n_in
+    scales = np.atleast_1d(np.asarray(weight_scales, dtype=np.float32))
+    if scales.size not in (1, n_out):
+        raise ValueError(f"{name}: {scales.size} weight scales for {n_out} outputs")
+    wi = g.add_const(name + "/weights", w, "int8", float(scales[0]), 0, scales.size > 1)
+    bi = -1
+    if bias is not None:
+        bias = np.asarray(bias, dtype=np.int32)
+        if bias.shape != (n_out,):
+            raise ValueError(f"{name}: bias shape {bias.shape}, expected ({n_out},)")
+        bi = g.add_const(name + "/bias", bias, "int32")
+    qi = _requant_const(g, name, xt.scale, scales, out_scale, bias, n_in)
+    y = g.add_activation(name + "/out", (batches, n_out), out_scale, out_zero_point)
+    lo, hi = activation_range(activation, np.float32(out_scale), out_zero_point)
+    g.add_op(opcodes.FULLY_CONNECTED, [x, wi, bi, qi], [y], [lo, hi])
+    return y

@@ -1,0 +1,44 @@
+"""Arena planning: lifetimes and greedy placement, largest first (as TFLM's greedy planner)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Buffer:
+    size: int  # bytes
+    first: int  # index of the first op that touches it (-1: a graph input)
+    last: int  # index of the last op that touches it (n_ops: a graph output)
+
+
+def _aligned(n: int, align: int) -> int:
+    return (n + align - 1) // align * align
+
+
+def plan_arena(buffers: list[Buffer], align: int = 4) -> tuple[list[int], int]:
+    """Offsets for `buffers` such that buffers alive at the same time never overlap.
+
+    Buffers are placed largest first (ties: earliest first), each at the lowest aligned offset
+    that fits between the buffers already placed whose lifetimes intersect its own.
+    Returns (offsets in the order of `buffers`, arena bytes).
+    """
+    order = sorted(range(len(buffers)), key=lambda i: (-buffers[i].size, buffers[i].first, i))
+    offsets = [0] * len(buffers)
+    placed: list[int] = []
+    for i in order:
+        b = buffers[i]
+        live = sorted(
+            (offsets[j], offsets[j] + buffers[j].size)
+            for j in placed
+            if buffers[j].first <= b.last and b.first <= buffers[j].last
+        )
+        candidate = 0
+        for start, end in live:
+            if candidate + b.size <= start:
+                break
+            candidate = max(candidate, _aligned(end, align))
+        offsets[i] = candidate
+        placed.append(i)
+    total = max((offsets[i] + buffers[i].size for i in range(len(buffers))), default=0)
+    return offsets, _aligned(total, align)

@@ -1,0 +1,58 @@
+"""Scripts that run on the device interpreters and print JSON the host can compare.
+
+They import only `tinyrt` and MicroPython-compatible builtins, so the same text runs on
+CPython, the unix port and the WASI build.
+"""
+
+# Reads every model file listed in NAMES with the board reader and prints one JSON line each:
+# the same fields converter.inspect_model.describe() gives (scales as float32 bit patterns),
+# or {"error": class name, "message": text} when the reader refuses the file.
+DESCRIBE = r"""
+import json, struct
+import tinyrt
+from tinyrt import fileformat as ff
+from tinyrt import opcodes
+
+def bits(x):
+    return struct.unpack("<I", struct.pack("<f", x))[0]
+
+def describe(buf):
+    mf = ff.read_model(buf)
+    tensors = []
+    for i, r in enumerate(mf.tensors):
+        tensors.append({"index": i, "name": r.name, "dtype": ff.DTYPES[r.dtype][0],
+                        "shape": list(r.shape),
+                        "storage": "const" if r.storage == ff.CONST else "arena",
+                        "flags": r.flags, "offset": r.offset, "nbytes": r.nbytes,
+                        "scale_bits": bits(r.scale), "zero_point": r.zero_point})
+    ops = []
+    for o in mf.ops:
+        ops.append({"opcode": o.opcode, "name": opcodes.name(o.opcode),
+                    "inputs": [-1 if t == ff.NO_TENSOR else t for t in o.inputs],
+                    "outputs": list(o.outputs), "params": list(o.params)})
+    sections = []
+    for kind, off, length, crc in mf.sections:
+        sections.append({"kind": ff.SECTION_NAMES[kind], "offset": off, "length": length,
+                         "crc32": crc})
+    return {"format_version": mf.version, "file_bytes": len(buf),
+            "arena_bytes": mf.arena_bytes, "scratch_bytes": mf.scratch_bytes,
+            "data_bytes": mf.data_length, "inputs": list(mf.inputs),
+            "outputs": list(mf.outputs), "tensors": tensors, "operators": ops,
+            "sections": sections, "metadata": ff.read_metadata(mf)}
+
+for name in NAMES:
+    f = open(name, "rb")
+    raw = f.read()
+    f.close()
+    try:
+        d = describe(raw)
+    except tinyrt.TinyrtError as e:
+        d = {"error": type(e).__name__, "message": str(e)}
+    except Exception as e:
+        d = {"error": "UNEXPECTED " + type(e).__name__, "message": str(e)}
+    print(json.dumps(d))
+"""
+
+
+def describe_script(names: list[str]) -> str:
+    return f"NAMES = {names!r}\n" + DESCRIBE

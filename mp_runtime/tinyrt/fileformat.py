@@ -1,0 +1,327 @@
+# The tinyrt model file, read in place with struct.unpack_from.
+#
+# The schema is declared once, with construct, in converter/schema.py; this reader mirrors it
+# field by field and tests bind the two. All integers are little-endian.
+#
+#   header   16 B  "<4sHHII"   magic b"TNRT", format_version, n_sections, file_bytes,
+#                              table_crc32 (CRC32 of the section table)
+#   table    16 B per section "<IIII"  kind, offset, length, crc32 (of the section's bytes)
+#   sections each at a 16-byte-aligned offset, in any order, zero padding between them
+#
+#   META      "<IIHHHH" arena_bytes, scratch_bytes, n_tensors, n_ops, n_inputs, n_outputs,
+#             then n_inputs + n_outputs tensor indices "<H", zero padding to 4 bytes
+#   TENSORS   n_tensors records "<BBBBII4Ifi" (36 B): dtype, ndim, storage, flags, offset,
+#             nbytes, dims[4] (unused dims 0), scale, zero_point
+#   OPS       n_ops records: "<HBBHH" opcode, n_in, n_out, n_params, 0; then n_in + n_out
+#             tensor indices "<H" (NO_TENSOR = absent optional input), zero padding to
+#             4 bytes, then n_params int32 parameters "<i"
+#   DATA      constant tensor bytes; each tensor at a 16-byte-aligned offset in the section
+#   NAMES     optional: n_tensors strings, each "<H" length + UTF-8 bytes
+#   METADATA  optional: UTF-8 JSON object (converter version, source hash, labels)
+import struct
+
+from .errors import ModelError
+
+MAGIC = b"TNRT"
+FORMAT_VERSION = 1
+ALIGN = 16  # bytes; sections and constant tensors start at multiples of this
+
+HEADER_FMT = "<4sHHII"
+HEADER_SIZE = 16
+SECTION_FMT = "<IIII"
+SECTION_SIZE = 16
+META_FMT = "<IIHHHH"
+META_SIZE = 16
+TENSOR_FMT = "<BBBBII4Ifi"
+TENSOR_SIZE = 36
+OP_HEAD_FMT = "<HBBHH"
+OP_HEAD_SIZE = 8
+MAX_SECTIONS = 16
+MAX_DIMS = 4
+NO_TENSOR = 0xFFFF
+
+# Section kinds
+META = 1
+TENSORS = 2
+OPS = 3
+DATA = 4
+NAMES = 5
+METADATA = 6
+SECTION_NAMES = {META: "META", TENSORS: "TENSORS", OPS: "OPS", DATA: "DATA", NAMES: "NAMES",
+                 METADATA: "METADATA"}
+REQUIRED_SECTIONS = (META, TENSORS, OPS, DATA)
+
+# Tensor dtypes: code -> (name, bytes per stored item)
+INT8 = 1
+INT16 = 2
+INT32 = 3
+FLOAT32 = 4
+PACKED = 5  # bit-packed binary activations/weights: last dim counts bits, stored in int32 words
+DTYPES = {INT8: ("int8", 1), INT16: ("int16", 2), INT32: ("int32", 4), FLOAT32: ("float32", 4),
+          PACKED: ("packed", 4)}
+
+# Tensor storage
+ARENA = 0
+CONST = 1
+
+# Tensor flags
+PER_CHANNEL = 1  # the scale field is the first channel's; kernels use precomputed multipliers
+
+
+def stored_bytes(dtype, shape):
+    """Bytes a tensor of this dtype and logical shape occupies."""
+    n = 1
+    for d in shape[:-1]:
+        n *= d
+    last = shape[-1] if shape else 1
+    if dtype == PACKED:
+        return n * ((last + 31) // 32) * 4
+    return n * last * DTYPES[dtype][1]
+
+
+class TensorRecord:
+    def __init__(self, dtype, shape, storage, flags, offset, nbytes, scale, zero_point):
+        self.dtype = dtype
+        self.shape = shape
+        self.storage = storage
+        self.flags = flags
+        self.offset = offset
+        self.nbytes = nbytes
+        self.scale = scale
+        self.zero_point = zero_point
+        self.name = ""
+
+
+class OpRecord:
+    def __init__(self, opcode, inputs, outputs, params):
+        self.opcode = opcode
+        self.inputs = inputs
+        self.outputs = outputs
+        self.params = params
+
+
+class ModelFile:
+    """The parsed tables of a model file; constant data stays in `buf` (not copied)."""
+
+    def __init__(self, buf):
+        self.buf = buf
+        self.version = 0
+        self.sections = []  # (kind, offset, length, crc32)
+        self.arena_bytes = 0
+        self.scratch_bytes = 0
+        self.inputs = ()
+        self.outputs = ()
+        self.tensors = []
+        self.ops = []
+        self.data_offset = 0
+        self.data_length = 0
+        self.metadata_span = None  # (offset, length) of the METADATA section
+
+
+def _crc32(buf, off, length):
+    return _crc_fn(memoryview(buf)[off : off + length]) & 0xFFFFFFFF
+
+
+def _crc32_bytecode(data):
+    # Fallback for firmware built without binascii.crc32. The register is kept as two 16-bit
+    # halves so that no intermediate leaves a 31-bit small int.
+    hi = 0xFFFF
+    lo = 0xFFFF
+    for b in data:
+        lo ^= b & 0xFF
+        for _ in range(8):
+            carry = lo & 1
+            lo = (lo >> 1) | ((hi & 1) << 15)
+            hi >>= 1
+            if carry:
+                hi ^= 0xEDB8
+                lo ^= 0x8320
+    return ((hi ^ 0xFFFF) << 16) | (lo ^ 0xFFFF)
+
+
+try:
+    from binascii import crc32 as _crc_fn
+except ImportError:  # pragma: no cover - firmware without binascii.crc32
+    _crc_fn = _crc32_bytecode
+
+
+def read_model(buf):
+    """Parse and validate a model file held in `buf` (any buffer). Raises ModelError."""
+    size = len(buf)
+    if size < HEADER_SIZE:
+        raise ModelError("truncated: %d bytes, a model file starts with a %d-byte header"
+                         % (size, HEADER_SIZE))
+    magic, version, n_sections, file_bytes, table_crc = struct.unpack_from(HEADER_FMT, buf, 0)
+    if magic != MAGIC:
+        raise ModelError("not a tinyrt model: magic %r, expected %r" % (magic, MAGIC))
+    if version == 0 or version > FORMAT_VERSION:
+        raise ModelError("format version %d: this tinyrt reads version %d%s"
+                         % (version, FORMAT_VERSION,
+                            "; update tinyrt" if version > FORMAT_VERSION else ""))
+    if file_bytes != size:
+        raise ModelError("%s: the header says %d bytes, the buffer holds %d"
+                         % ("truncated" if size < file_bytes else "wrong length",
+                            file_bytes, size))
+    if n_sections < len(REQUIRED_SECTIONS) or n_sections > MAX_SECTIONS:
+        raise ModelError("section count %d, expected %d to %d"
+                         % (n_sections, len(REQUIRED_SECTIONS), MAX_SECTIONS))
+    table_end = HEADER_SIZE + SECTION_SIZE * n_sections
+    if table_end > size:
+        raise ModelError("truncated: section table needs %d bytes, file has %d"
+                         % (table_end, size))
+    if _crc32(buf, HEADER_SIZE, table_end - HEADER_SIZE) != table_crc:
+        raise ModelError("section table CRC mismatch: the file is corrupt")
+
+    mf = ModelFile(buf)
+    mf.version = version
+    spans = {}
+    for i in range(n_sections):
+        kind, off, length, crc = struct.unpack_from(SECTION_FMT, buf, HEADER_SIZE + SECTION_SIZE * i)
+        name = SECTION_NAMES.get(kind)
+        if name is None:
+            raise ModelError("section %d has unknown kind %d (known: 1..%d)"
+                             % (i, kind, len(SECTION_NAMES)))
+        if kind in spans:
+            raise ModelError("section %s appears twice" % name)
+        if off % ALIGN or off < table_end or off > size or length > size - off:
+            raise ModelError("section %s at offset %d length %d lies outside the file "
+                             "(%d bytes, data from %d, %d-byte aligned)"
+                             % (name, off, length, size, table_end, ALIGN))
+        if _crc32(buf, off, length) != crc:
+            raise ModelError("section %s CRC mismatch: the file is corrupt" % name)
+        spans[kind] = (off, length)
+        mf.sections.append((kind, off, length, crc))
+    for kind in REQUIRED_SECTIONS:
+        if kind not in spans:
+            raise ModelError("section %s is missing" % SECTION_NAMES[kind])
+
+    _read_meta(mf, buf, spans[META])
+    mf.data_offset, mf.data_length = spans[DATA]
+    _read_tensors(mf, buf, spans[TENSORS])
+    _read_ops(mf, buf, spans[OPS], len(mf.tensors))
+    if NAMES in spans:
+        _read_names(mf, buf, spans[NAMES])
+    mf.metadata_span = spans.get(METADATA)
+    return mf
+
+
+def _read_meta(mf, buf, span):
+    off, length = span
+    if length < META_SIZE:
+        raise ModelError("section META has %d bytes, expected at least %d" % (length, META_SIZE))
+    (mf.arena_bytes, mf.scratch_bytes, n_tensors, n_ops, n_in, n_out) = struct.unpack_from(
+        META_FMT, buf, off)
+    want = META_SIZE + ((2 * (n_in + n_out) + 3) & ~3)
+    if length != want:
+        raise ModelError("section META has %d bytes, expected %d for %d inputs and %d outputs"
+                         % (length, want, n_in, n_out))
+    if n_in == 0 or n_out == 0:
+        raise ModelError("model has %d inputs and %d outputs, expected at least one of each"
+                         % (n_in, n_out))
+    idx = struct.unpack_from("<%dH" % (n_in + n_out), buf, off + META_SIZE)
+    for t in idx:
+        if t >= n_tensors:
+            raise ModelError("input/output tensor %d out of range (model has %d tensors)"
+                             % (t, n_tensors))
+    mf.inputs = idx[:n_in]
+    mf.outputs = idx[n_in:]
+    mf.n_tensors = n_tensors
+    mf.n_ops = n_ops
+
+
+def _read_tensors(mf, buf, span):
+    off, length = span
+    n = mf.n_tensors
+    if length != n * TENSOR_SIZE:
+        raise ModelError("section TENSORS has %d bytes, expected %d for %d tensors"
+                         % (length, n * TENSOR_SIZE, n))
+    for i in range(n):
+        (dtype, ndim, storage, flags, t_off, nbytes, d0, d1, d2, d3, scale,
+         zp) = struct.unpack_from(TENSOR_FMT, buf, off + i * TENSOR_SIZE)
+        if dtype not in DTYPES:
+            raise ModelError("tensor %d has unknown dtype code %d" % (i, dtype))
+        if ndim > MAX_DIMS:
+            raise ModelError("tensor %d has %d dims, at most %d supported" % (i, ndim, MAX_DIMS))
+        shape = (d0, d1, d2, d3)[:ndim]
+        for d in shape:
+            if d == 0:
+                raise ModelError("tensor %d has a zero dimension in shape %r" % (i, shape))
+        if stored_bytes(dtype, shape) != nbytes:
+            raise ModelError("tensor %d: shape %r of %s needs %d bytes, record says %d"
+                             % (i, shape, DTYPES[dtype][0], stored_bytes(dtype, shape), nbytes))
+        if storage == ARENA:
+            limit = mf.arena_bytes
+            where = "arena"
+        elif storage == CONST:
+            limit = mf.data_length
+            where = "DATA section"
+        else:
+            raise ModelError("tensor %d has unknown storage code %d" % (i, storage))
+        if t_off > limit or nbytes > limit - t_off:
+            raise ModelError("tensor %d (%d bytes at offset %d) lies outside the %s (%d bytes)"
+                             % (i, nbytes, t_off, where, limit))
+        if t_off % DTYPES[dtype][1]:
+            raise ModelError("tensor %d offset %d is not aligned to its %d-byte items"
+                             % (i, t_off, DTYPES[dtype][1]))
+        if scale != scale:
+            raise ModelError("tensor %d has a NaN scale" % i)
+        mf.tensors.append(TensorRecord(dtype, shape, storage, flags, t_off, nbytes, scale, zp))
+
+
+def _read_ops(mf, buf, span, n_tensors):
+    off, length = span
+    end = off + length
+    pos = off
+    for i in range(mf.n_ops):
+        if pos + OP_HEAD_SIZE > end:
+            raise ModelError("section OPS ends inside operator %d of %d" % (i, mf.n_ops))
+        opcode, n_in, n_out, n_params, _ = struct.unpack_from(OP_HEAD_FMT, buf, pos)
+        pos += OP_HEAD_SIZE
+        n_idx = n_in + n_out
+        rec_end = pos + ((2 * n_idx + 3) & ~3) + 4 * n_params
+        if rec_end > end:
+            raise ModelError("operator %d (opcode %d) needs %d bytes past the end of OPS"
+                             % (i, opcode, rec_end - end))
+        idx = struct.unpack_from("<%dH" % n_idx, buf, pos)
+        for t in idx:
+            if t >= n_tensors and t != NO_TENSOR:
+                raise ModelError("operator %d (opcode %d) names tensor %d, model has %d"
+                                 % (i, opcode, t, n_tensors))
+        pos += (2 * n_idx + 3) & ~3
+        params = struct.unpack_from("<%di" % n_params, buf, pos)
+        pos = rec_end
+        mf.ops.append(OpRecord(opcode, idx[:n_in], idx[n_in:], params))
+    if pos != end:
+        raise ModelError("section OPS has %d bytes after operator %d" % (end - pos, mf.n_ops))
+
+
+def _read_names(mf, buf, span):
+    off, length = span
+    end = off + length
+    pos = off
+    for t in mf.tensors:
+        if pos + 2 > end:
+            raise ModelError("section NAMES ends before the last tensor's name")
+        (n,) = struct.unpack_from("<H", buf, pos)
+        if pos + 2 + n > end:
+            raise ModelError("section NAMES: a name runs past the end of the section")
+        raw = struct.unpack_from("%ds" % n, buf, pos + 2)[0]
+        try:
+            t.name = raw.decode("utf-8")
+        except UnicodeError:
+            raise ModelError("section NAMES holds a name that is not UTF-8")
+        pos += 2 + n
+    if pos != end:
+        raise ModelError("section NAMES has %d bytes after the last name" % (end - pos))
+
+
+def read_metadata(mf):
+    """The METADATA section's text ('' if absent)."""
+    if mf.metadata_span is None:
+        return ""
+    off, length = mf.metadata_span
+    raw = struct.unpack_from("%ds" % length, mf.buf, off)[0]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeError:
+        raise ModelError("section METADATA is not UTF-8 text")

@@ -1,0 +1,49 @@
+# Operator codes of the model file. Builtin ops keep TensorFlow Lite's BuiltinOperator numbers;
+# tinyrt's binary ops (Larq Compute Engine semantics) use 200 and up.
+ADD = 0
+AVERAGE_POOL_2D = 1
+CONCATENATION = 2
+CONV_2D = 3
+DEPTHWISE_CONV_2D = 4
+FULLY_CONNECTED = 9
+LOGISTIC = 14
+MAX_POOL_2D = 17
+MUL = 18
+RESHAPE = 22
+SOFTMAX = 25
+PAD = 34
+MEAN = 40
+QUANTIZE = 114
+BINARIZE = 200  # int8 -> packed (LceQuantize)
+BCONV_2D = 201  # packed -> packed | int8 (LceBconv2d)
+BFULLY_CONNECTED = 202  # packed -> packed | int8
+UNBINARIZE = 203  # packed -> int8 (LceDequantize)
+BMAX_POOL_2D = 204  # packed -> packed
+
+# opcode -> (name, kernel module in tinyrt.kernels)
+OPS = {
+    ADD: ("ADD", "add"),
+    AVERAGE_POOL_2D: ("AVERAGE_POOL_2D", "pool"),
+    CONCATENATION: ("CONCATENATION", "concatenation"),
+    CONV_2D: ("CONV_2D", "conv"),
+    DEPTHWISE_CONV_2D: ("DEPTHWISE_CONV_2D", "depthwise_conv"),
+    FULLY_CONNECTED: ("FULLY_CONNECTED", "fully_connected"),
+    LOGISTIC: ("LOGISTIC", "logistic"),
+    MAX_POOL_2D: ("MAX_POOL_2D", "pool"),
+    MUL: ("MUL", "mul"),
+    RESHAPE: ("RESHAPE", "reshape"),
+    SOFTMAX: ("SOFTMAX", "softmax"),
+    PAD: ("PAD", "pad"),
+    MEAN: ("MEAN", "mean"),
+    QUANTIZE: ("QUANTIZE", "quantize"),
+    BINARIZE: ("BINARIZE", "binarize"),
+    BCONV_2D: ("BCONV_2D", "bconv"),
+    BFULLY_CONNECTED: ("BFULLY_CONNECTED", "bfully_connected"),
+    UNBINARIZE: ("UNBINARIZE", "unbinarize"),
+    BMAX_POOL_2D: ("BMAX_POOL_2D", "bmax_pool"),
+}
+
+
+def name(opcode):
+    entry = OPS.get(opcode)
+    return entry[0] if entry else "OPCODE_%d" % opcode
