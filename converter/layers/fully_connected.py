@@ -1,6 +1,6 @@
-"""Adding int8 operators to a Graph from numpy arrays and quantization parameters.
+"""FULLY_CONNECTED: add an int8 fully connected layer to a Graph.
 
-Each function validates its arguments, precomputes every integer the kernel needs (requant
+Like every layer builder it validates its arguments, precomputes every integer the kernel needs (requant
 rows, clamps) exactly as TFLM's Prepare would, and returns the index of the output tensor.
 Scales are float32 values (TFLite stores them so; the effective scale is formed in double).
 """
@@ -11,21 +11,9 @@ import numpy as np
 
 from tinyrt import opcodes
 
-from .graph import Graph
-from .quantization import activation_range, check_accumulator, requant_rows
-
-
-def _f32(x) -> np.ndarray:
-    return np.asarray(x, dtype=np.float32).astype(np.float64)
-
-
-def _requant_const(g: Graph, name: str, in_scale: float, w_scales, out_scale: float,
-                   bias, k: int) -> int:
-    eff = _f32(in_scale) * _f32(w_scales) / _f32(out_scale)
-    rows = requant_rows(eff)
-    bias_max = int(np.max(np.abs(bias))) if bias is not None and np.size(bias) else 0
-    check_accumulator(bias_max, k, int(rows[:, 2].max()), name)
-    return g.add_const(name + "/requant", rows, "int32")
+from ..graph import Graph
+from ..quantization import activation_range
+from .common import requant_const
 
 
 def fully_connected(g: Graph, x: int, weights: np.ndarray, weight_scales, bias: np.ndarray | None,
@@ -48,7 +36,8 @@ def fully_connected(g: Graph, x: int, weights: np.ndarray, weight_scales, bias: 
         if bias.shape != (n_out,):
             raise ValueError(f"{name}: bias shape {bias.shape}, expected ({n_out},)")
         bi = g.add_const(name + "/bias", bias, "int32")
-    qi = _requant_const(g, name, xt.scale, scales, out_scale, bias, n_in)
+    qi = requant_const(g, name, xt.scale, scales, out_scale, bias, n_in,
+                       float32_product=scales.size == 1)
     y = g.add_activation(name + "/out", (batches, n_out), out_scale, out_zero_point)
     lo, hi = activation_range(activation, np.float32(out_scale), out_zero_point)
     g.add_op(opcodes.FULLY_CONNECTED, [x, wi, bi, qi], [y], [lo, hi])

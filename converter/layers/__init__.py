@@ -1,0 +1,7 @@
+"""Layer builders: add int8 / binary operators to a Graph from numpy arrays and quantization
+parameters, precomputing every integer the kernel needs as TFLM's Prepare would. Each returns
+the index of its output tensor."""
+
+from .fully_connected import fully_connected
+
+__all__ = ["fully_connected"]

@@ -1,0 +1,68 @@
+"""Run model files on one interpreter over batches of inputs, invoke() under heap_lock."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from .interpreters import run
+
+# For each model: feeds each example's inputs, then invoke() with the heap locked (a
+# MemoryError there means invoke allocated). Prints one JSON line of raw outputs per example.
+INVOKE_MODELS = r"""
+import gc, json, micropython, tinyrt
+f = open("cases.json")
+cases = json.loads(f.read())
+f.close()
+for c in range(len(cases)):
+    m = tinyrt.load("model%d.trt" % c)
+    outs = []
+    for j in range(m.n_outputs):
+        outs.append(m.output(j))
+    for ex in cases[c]:
+        for i in range(len(ex)):
+            m.input(i).set(ex[i])
+        micropython.heap_lock()
+        try:
+            m.invoke()
+        finally:
+            micropython.heap_unlock()
+        row = []
+        for o in outs:
+            row.append(o.tolist())
+        print(json.dumps(row))
+    m = None
+    outs = None
+"""
+
+
+def invoke_models(cases: list[tuple[bytes, list[list[np.ndarray]]]], interpreter: str,
+                  heap: int | None = None) -> list[list[list[np.ndarray]]]:
+    """For each (model bytes, examples): the raw outputs of every example, as flat arrays.
+
+    An example is a list of input arrays (one per model input). All models run in one
+    interpreter process."""
+    payload = json.dumps([[[np.asarray(a).ravel().astype(int).tolist() for a in ex]
+                           for ex in examples] for _, examples in cases])
+    files = {f"model{i}.trt": model for i, (model, _) in enumerate(cases)}
+    files["cases.json"] = payload
+    r = run(INVOKE_MODELS, interpreter, heap=heap, files=files)
+    lines = r.stdout.rstrip("\n").split("\n") if r.stdout.strip() else []
+    want = sum(len(ex) for _, ex in cases)
+    if len(lines) != want:
+        raise AssertionError(f"{interpreter}: {len(lines)} results for {want} examples:\n"
+                             f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+    results, pos = [], 0
+    for _, examples in cases:
+        rows = [[np.array(o, dtype=np.int64) for o in json.loads(line)]
+                for line in lines[pos: pos + len(examples)]]
+        results.append(rows)
+        pos += len(examples)
+    return results
+
+
+def invoke_batch(model: bytes, examples: list[list[np.ndarray]], interpreter: str,
+                 heap: int | None = None) -> list[list[np.ndarray]]:
+    """The raw outputs of one model for each example."""
+    return invoke_models([(model, examples)], interpreter, heap)[0]
