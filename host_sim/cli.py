@@ -49,6 +49,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import main as demo_main
+
+    return demo_main()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tinyrt", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -56,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("model")
     info.add_argument("--json", action="store_true", help="one JSON object")
     info.set_defaults(func=cmd_info)
+    demo = sub.add_parser("demo", help="run the end-to-end demo on the host simulator")
+    demo.set_defaults(func=cmd_demo)
     return p
 
 

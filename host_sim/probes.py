@@ -56,3 +56,26 @@ for name in NAMES:
 
 def describe_script(names: list[str]) -> str:
     return f"NAMES = {names!r}\n" + DESCRIBE
+
+
+# Loads every file in NAMES with tinyrt.load and prints one line each: "ok", or the error's
+# class and message. Anything but a TinyrtError is reported as UNEXPECTED.
+LOAD = r"""
+import tinyrt
+for name in NAMES:
+    f = open(name, "rb")
+    raw = f.read()
+    f.close()
+    try:
+        m = tinyrt.load(raw)
+        m = None
+        print("ok")
+    except tinyrt.TinyrtError as e:
+        print(type(e).__name__ + ": " + str(e).replace("\\n", " "))
+    except Exception as e:
+        print("UNEXPECTED " + type(e).__name__ + ": " + str(e).replace("\\n", " "))
+"""
+
+
+def load_script(names: list[str]) -> str:
+    return f"NAMES = {names!r}\n" + LOAD

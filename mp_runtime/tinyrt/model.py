@@ -17,10 +17,13 @@ _MICROPYTHON = sys.implementation.name == "micropython"
 _COLLECT = _MICROPYTHON and getattr(sys.implementation, "_build", "") != "wasi"
 
 
+_HOST_HEAP = 1 << 28  # bytes: what the CPython simulator pretends to have free
+
+
 def _free_heap():
-    """Bytes free on the MicroPython heap; None where the heap is not bounded (CPython)."""
+    """Bytes free on the MicroPython heap (a notional 256 MiB on CPython)."""
     if not _MICROPYTHON:
-        return None
+        return _HOST_HEAP
     if _COLLECT:
         gc.collect()
     return gc.mem_free()
@@ -28,13 +31,13 @@ def _free_heap():
 
 def _allocate(n, what):
     free = _free_heap()
-    if free is not None and n > free:
+    if n > free:
         raise ArenaError("%s needs %d bytes, the heap has %d free" % (what, n, free))
     try:
         return int8_buffer(n)
     except MemoryError:
         raise ArenaError("%s needs %d bytes, the heap could not supply them in one piece "
-                         "(%s free)" % (what, n, free))
+                         "(%d free)" % (what, n, free))
 
 
 def _read_file(path):
