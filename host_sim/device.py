@@ -11,7 +11,8 @@ from .interpreters import run
 # For each model: feeds each example's inputs, then invoke() with the heap locked (a
 # MemoryError there means invoke allocated). Prints one JSON line of raw outputs per example.
 INVOKE_MODELS = r"""
-import gc, json, micropython, tinyrt
+import gc, json, micropython, tinyrt, tinyrt.fast
+tinyrt.fast.enable(FAST)
 f = open("cases.json")
 cases = json.loads(f.read())
 f.close()
@@ -38,16 +39,16 @@ for c in range(len(cases)):
 
 
 def invoke_models(cases: list[tuple[bytes, list[list[np.ndarray]]]], interpreter: str,
-                  heap: int | None = None) -> list[list[list[np.ndarray]]]:
+                  heap: int | None = None, fast: bool = True) -> list[list[list[np.ndarray]]]:
     """For each (model bytes, examples): the raw outputs of every example, as flat arrays.
 
     An example is a list of input arrays (one per model input). All models run in one
-    interpreter process."""
+    interpreter process. fast=False keeps the reference kernels where viper twins exist."""
     payload = json.dumps([[[np.asarray(a).ravel().astype(int).tolist() for a in ex]
                            for ex in examples] for _, examples in cases])
     files = {f"model{i}.trt": model for i, (model, _) in enumerate(cases)}
     files["cases.json"] = payload
-    r = run(INVOKE_MODELS, interpreter, heap=heap, files=files)
+    r = run(INVOKE_MODELS.replace("FAST", str(bool(fast))), interpreter, heap=heap, files=files)
     lines = r.stdout.rstrip("\n").split("\n") if r.stdout.strip() else []
     want = sum(len(ex) for _, ex in cases)
     if len(lines) != want:
@@ -63,6 +64,6 @@ def invoke_models(cases: list[tuple[bytes, list[list[np.ndarray]]]], interpreter
 
 
 def invoke_batch(model: bytes, examples: list[list[np.ndarray]], interpreter: str,
-                 heap: int | None = None) -> list[list[np.ndarray]]:
+                 heap: int | None = None, fast: bool = True) -> list[list[np.ndarray]]:
     """The raw outputs of one model for each example."""
-    return invoke_models([(model, examples)], interpreter, heap)[0]
+    return invoke_models([(model, examples)], interpreter, heap, fast)[0]

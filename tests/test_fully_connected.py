@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
@@ -55,10 +56,14 @@ def oracle(c, x) -> np.ndarray:
         out_scale=c["out_scale"], out_zp=c["out_zp"], activation=c["act"])
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["viper", "reference"])
 @settings(max_examples=4, phases=[Phase.explicit, Phase.generate])
 @given(st.lists(fc_cases(), min_size=10, max_size=10))
-def test_fc_matches_oracle(interpreter, cases):
-    results = invoke_models([(build(c), [[x] for x in c["xs"]]) for c in cases], interpreter)
+def test_fc_matches_oracle(interpreter, fast, cases):
+    """fast=True runs the viper twin where the interpreter has viper (unix; emulated on
+    CPython), the reference elsewhere (wasm)."""
+    results = invoke_models([(build(c), [[x] for x in c["xs"]]) for c in cases], interpreter,
+                            fast=fast)
     for c, rows in zip(cases, results):
         for x, (y,) in zip(c["xs"], rows):
             np.testing.assert_array_equal(y, oracle(c, x).ravel())

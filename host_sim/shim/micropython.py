@@ -1,4 +1,51 @@
-"""Stand-in for MicroPython's `micropython` module under CPython (host simulator only)."""
+"""Stand-in for MicroPython's `micropython` module under CPython (host simulator only).
+
+`viper`/`native` are no-ops, so viper twins run as plain Python; the viper pointer types
+are provided as builtins with the unix port's semantics (ptr8/ptr16/ptr32 loads are unsigned,
+zero-extended; stores keep the low bits). Plain Python ints do not wrap: a kernel whose
+intermediates are bounded (as tinyrt's must be, for 32-bit boards) gives the same results.
+"""
+
+import builtins
+import struct
+
+
+class _Ptr:
+    _size = 1
+    _fmt = "<B"
+
+    def __init__(self, buf):
+        self._mv = memoryview(buf).cast("B")
+
+    def __getitem__(self, i):
+        return struct.unpack_from(self._fmt, self._mv, i * self._size)[0]
+
+    def __setitem__(self, i, v):
+        struct.pack_into(self._fmt, self._mv, i * self._size, v & ((1 << 8 * self._size) - 1))
+
+
+class ptr8(_Ptr):
+    pass
+
+
+class ptr16(_Ptr):
+    _size = 2
+    _fmt = "<H"
+
+
+class ptr32(_Ptr):
+    _size = 4
+    _fmt = "<I"
+
+
+def uint(x):
+    return x & 0xFFFFFFFFFFFFFFFF
+
+
+builtins.ptr8 = ptr8
+builtins.ptr16 = ptr16
+builtins.ptr32 = ptr32
+builtins.uint = uint
 
 
 def const(x):
@@ -10,7 +57,24 @@ def native(f):
 
 
 def viper(f):
-    return f
+    """Arguments annotated ptr8/ptr16/ptr32 become pointers, as the viper emitter does."""
+    import functools
+    import inspect
+
+    params = list(inspect.signature(f).parameters.values())
+    casts = [(i, p.annotation) for i, p in enumerate(params)
+             if isinstance(p.annotation, type) and issubclass(p.annotation, _Ptr)]
+    if not casts:
+        return f
+
+    @functools.wraps(f)
+    def call(*args):
+        args = list(args)
+        for i, ptr in casts:
+            args[i] = ptr(args[i])
+        return f(*args)
+
+    return call
 
 
 def heap_lock():

@@ -8,6 +8,7 @@
 from array import array
 
 from ..errors import ModelError
+from ..fast import select
 from ..fileformat import INT32
 from ..requant import multiply_by_quantized_multiplier
 from .common import int32_values, requant_table, tensor
@@ -46,12 +47,13 @@ class FullyConnected:
                      y.data, x.size // n_in, n_in, n_out, x.zero_point, y.zero_point)
         self.q = requant_table(model, q, n_out)
         self.act = op.params[0], op.params[1]
+        self.fn = select("fully_connected_viper", "fully_connected", fully_connected)
 
     def eval(self):
         x, w, b, y, batches, n_in, n_out, x_zp, y_zp = self.args
         m_hi, m_lo, left, right = self.q
-        fully_connected(x, w, b, y, batches, n_in, n_out, x_zp, y_zp, m_hi, m_lo, left, right,
-                        self.act[0], self.act[1])
+        self.fn(x, w, b, y, batches, n_in, n_out, x_zp, y_zp, m_hi, m_lo, left, right,
+                self.act[0], self.act[1])
 
 
 def prepare(model, op):

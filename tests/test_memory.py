@@ -1,0 +1,106 @@
+"""Memory: the arena planner, and load() refusing what does not fit a board-sized heap."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from converter import layers, writer
+from converter.graph import Graph
+from converter.inspect_model import describe
+from converter.planner import Buffer, plan_arena
+from host_sim import run
+from tests.models import mlp_model
+
+
+@given(st.lists(st.tuples(st.integers(1, 500), st.integers(-1, 12), st.integers(0, 8)),
+                min_size=1, max_size=25))
+def test_planner_never_overlaps_live_buffers(specs):
+    bufs = [Buffer(size, first, first + length) for size, first, length in specs]
+    offsets, total = plan_arena(bufs)
+    assert total % 4 == 0
+    for i, a in enumerate(bufs):
+        assert offsets[i] % 4 == 0 and offsets[i] + a.size <= total
+        for j in range(i):
+            b = bufs[j]
+            if a.first <= b.last and b.first <= a.last:  # alive together
+                assert (offsets[i] + a.size <= offsets[j]
+                        or offsets[j] + b.size <= offsets[i]), (a, b)
+    assert total <= sum(b.size + 3 for b in bufs)
+
+
+def deep_mlp(widths: list[int]) -> bytes:
+    rng = np.random.default_rng(0)
+    g = Graph()
+    t = g.add_activation("x", (1, widths[0]), 0.05, 0)
+    g.inputs.append(t)
+    for i, (a, b) in enumerate(zip(widths, widths[1:])):
+        t = layers.fully_connected(g, t, rng.integers(-127, 128, (b, a)), 0.01, None, 0.1, 0,
+                                   "RELU", f"fc{i}")
+    g.outputs.append(t)
+    return writer.serialize(g)
+
+
+def test_planning_reuses_memory():
+    d = describe(deep_mlp([64, 256, 256, 256, 256, 10]))
+    activations = sum(t["nbytes"] for t in d["tensors"] if t["storage"] == "arena")
+    # a chain needs only its two largest neighbours alive at once
+    assert d["arena_bytes"] == 512
+    assert activations == 64 + 4 * 256 + 10
+    print(f"chain MLP: arena {d['arena_bytes']} B vs {activations} B of activations")
+
+
+ARENA_PROBE = r"""
+import tinyrt
+try:
+    tinyrt.load("big.trt")
+    print("loaded")
+except tinyrt.ArenaError as e:
+    print("ArenaError: " + str(e))
+"""
+
+
+def test_arena_larger_than_heap_is_refused(interpreter):
+    if interpreter == "cpython":
+        return  # no heap to exceed; covered by the absurd-arena case in test_bad_input
+    big = deep_mlp([16, 30000, 16])  # 960 KB of weights
+    out = run(ARENA_PROBE, interpreter, heap=256 * 1024, files={"big.trt": big}).stdout
+    assert out.startswith("ArenaError: model file 'big.trt' needs "), out
+    assert "free" in out
+
+
+def test_arena_larger_than_heap_names_both_sizes(interpreter):
+    if interpreter == "cpython":
+        return
+    rng = np.random.default_rng(0)
+    g = Graph()
+    x = g.add_activation("x", (4000, 16), 0.05, 0)  # 4000 rows: 128 KB of activations
+    g.inputs.append(x)
+    g.outputs.append(layers.fully_connected(g, x, rng.integers(-127, 128, (16, 16)), 0.01,
+                                            None, 0.1, 0))
+    model = writer.serialize(g)
+    assert len(model) < 2048
+    out = run(ARENA_PROBE.replace("big.trt", "m.trt"), interpreter, heap=96 * 1024,
+              files={"m.trt": model}).stdout
+    assert out.startswith("ArenaError: arena needs 128000 bytes, the heap has "), out
+    assert int(out.split("has ")[1].split()[0]) < 96 * 1024
+
+
+SHAPE_PROBE = r"""
+import tinyrt
+m = tinyrt.load("m.trt")
+for bad in ([1, 2, 3], [0] * 17, [300] * 16):
+    try:
+        m.invoke(bad)
+        print("accepted")
+    except tinyrt.ShapeError as e:
+        print("ShapeError: " + str(e))
+"""
+
+
+def test_wrong_input_is_a_shape_error(interpreter):
+    lines = run(SHAPE_PROBE, interpreter, files={"m.trt": mlp_model()}).stdout.splitlines()
+    assert lines[0] == "ShapeError: tensor 'x' takes 16 values (shape (1, 16)), got 3"
+    assert lines[1] == "ShapeError: tensor 'x' takes 16 values (shape (1, 16)), got 17"
+    assert lines[2] == "ShapeError: value 300 at 0 is outside int8 [-128, 127]"
