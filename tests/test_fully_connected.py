@@ -101,3 +101,19 @@ def test_fc_matches_tflm(c):
         want = tflm.run_tflm(model, [x])[0]
         got = np.array(m.invoke(x.ravel().tolist()).tolist())
         np.testing.assert_array_equal(got, want.ravel())
+
+
+@pytest.mark.parametrize("xs,ws,os_,acc", [
+    (0.33608782291412354, 0.0019243493443354964, 0.9729828834533691, -128627),
+    (0.10401974618434906, 0.00018888333579525352, 0.0331849604845047, -63337),
+])
+def test_per_tensor_multiplier_is_formed_in_double(xs, ws, os_, acc):
+    """Scales for which a float32 product of x_scale*w_scale would change the output."""
+    import tinyrt
+
+    c = dict(n_in=1, n_out=1, batches=1, x_scale=xs, x_zp=0, w=np.array([[1]], np.int8),
+             w_scale=np.array([ws], np.float32), bias=np.array([acc - 1], np.int32),
+             out_scale=os_, out_zp=0, act="NONE", xs=[np.array([[1]], np.int8)])
+    want = tflm.run_tflm(to_tflite(c), c["xs"])[0]
+    got = tinyrt.load(build(c)).invoke([1]).tolist()
+    assert got == want.ravel().tolist()

@@ -36,8 +36,7 @@ def fully_connected(g: Graph, x: int, weights: np.ndarray, weight_scales, bias: 
         if bias.shape != (n_out,):
             raise ValueError(f"{name}: bias shape {bias.shape}, expected ({n_out},)")
         bi = g.add_const(name + "/bias", bias, "int32")
-    qi = requant_const(g, name, xt.scale, scales, out_scale, bias, n_in,
-                       float32_product=scales.size == 1)
+    qi = requant_const(g, name, xt.scale, scales, out_scale, bias, n_in)
     y = g.add_activation(name + "/out", (batches, n_out), out_scale, out_zero_point)
     lo, hi = activation_range(activation, np.float32(out_scale), out_zero_point)
     g.add_op(opcodes.FULLY_CONNECTED, [x, wi, bi, qi], [y], [lo, hi])
