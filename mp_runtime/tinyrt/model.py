@@ -8,10 +8,21 @@ from array import array
 from . import opcodes
 from .buffers import int8_buffer
 from .errors import ArenaError, ModelError, UnsupportedError
-from .fileformat import ARENA, read_metadata, read_model
+from .fileformat import ARENA, NO_TENSOR, read_metadata, read_model
 from .tensor import Tensor
 
 _MICROPYTHON = sys.implementation.name == "micropython"
+
+try:
+    from time import ticks_diff, ticks_us
+except ImportError:  # CPython
+    from time import perf_counter_ns
+
+    def ticks_us():
+        return perf_counter_ns() // 1000
+
+    def ticks_diff(a, b):
+        return a - b
 # The 32-bit WASI build's collector misses objects held only in wasm locals, so a collection
 # requested deep inside a call can free live objects there: tinyrt never asks for one on it.
 _COLLECT = _MICROPYTHON and getattr(sys.implementation, "_build", "") != "wasi"
@@ -141,13 +152,48 @@ class Model:
         return read_metadata(self.file)
 
     def summary(self):
+        """Print the layers (output shape, weight bytes, kernel chosen) and the arena map."""
         mf = self.file
-        print("tinyrt model: format %d, %d tensors, %d ops, arena %d B, file %d B"
-              % (mf.version, len(mf.tensors), len(mf.ops), mf.arena_bytes, len(mf.buf)))
+        weights = 0
+        for t in mf.tensors:
+            if t.storage != ARENA:
+                weights += t.nbytes
+        print("tinyrt model: %d ops, %d tensors; file %d B (weights %d B), arena %d B"
+              % (len(mf.ops), len(mf.tensors), len(mf.buf), weights, mf.arena_bytes))
         for i, op in enumerate(mf.ops):
-            ins = ",".join(str(t) for t in op.inputs)
-            outs = ",".join(str(t) for t in op.outputs)
-            print("  %3d %-18s in %s -> out %s" % (i, opcodes.name(op.opcode), ins, outs))
+            w = 0
+            for t in op.inputs:
+                if t != NO_TENSOR and mf.tensors[t].storage != ARENA:
+                    w += mf.tensors[t].nbytes
+            out = self.tensors[op.outputs[0]]
+            print("  %2d %-18s -> %-18s %7d B weights  %s" % (
+                i, opcodes.name(op.opcode), out.shape, w, getattr(self.kernels[i], "impl",
+                                                                   "reference")))
+        print("  arena map (offset..end  tensor):")
         for t in self.tensors:
-            print("  ", t)
+            rec = mf.tensors[t.index]
+            if rec.storage == ARENA:
+                print("    %6d..%-6d %s %s" % (rec.offset, rec.offset + rec.nbytes, t.name,
+                                               t.shape))
 
+    def profile(self, runs=1):
+        """Run invoke() `runs` times timing each layer; print and return [(name, us)]."""
+        times = []
+        for k in self.kernels:
+            times.append(0)
+        for _ in range(runs):
+            for i in range(len(self.kernels)):
+                t0 = ticks_us()
+                self.kernels[i].eval()
+                times[i] += ticks_diff(ticks_us(), t0)
+        total = 0
+        for t in times:
+            total += t
+        rows = []
+        for i, op in enumerate(self.file.ops):
+            us = times[i] // runs
+            rows.append((opcodes.name(op.opcode), us))
+            print("  %2d %-18s %9d us  %5.1f%%" % (i, rows[-1][0], us,
+                                                  100.0 * times[i] / (total or 1)))
+        print("  total %d us per invoke (%d runs)" % (total // runs, runs))
+        return rows

@@ -48,6 +48,7 @@ class FullyConnected:
         self.q = requant_table(model, q, n_out)
         self.act = op.params[0], op.params[1]
         self.fn = select("fully_connected_viper", "fully_connected", fully_connected)
+        self.impl = "viper" if self.fn is not fully_connected else "reference"
 
     def eval(self):
         x, w, b, y, batches, n_in, n_out, x_zp, y_zp = self.args
