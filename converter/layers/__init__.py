@@ -2,6 +2,7 @@
 parameters, precomputing every integer the kernel needs as TFLM's Prepare would. Each returns
 the index of its output tensor."""
 
+from .conv import conv2d, depthwise_conv2d
 from .fully_connected import fully_connected
 
-__all__ = ["fully_connected"]
+__all__ = ["conv2d", "depthwise_conv2d", "fully_connected"]

@@ -1,0 +1,124 @@
+# DEPTHWISE_CONV_2D, int8 (TFLM reference integer_ops/depthwise_conv.h DepthwiseConvPerChannel
+# semantics).
+#   inputs:  x int8 (N, H, W, C), w int8 (1, KH, KW, OC) with OC = C * depth_multiplier
+#            (per-channel scales on axis 3), bias int32 (OC) or absent, requant int32 (OC | 1, 3)
+#   outputs: y int8 (N, OH, OW, OC)
+#   params:  stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left, out_h, out_w,
+#            depth_multiplier, act_min, act_max
+#            (padding and output size as for CONV_2D, see kernels/conv.py)
+# Output channel oc = c * depth_multiplier + m reads input channel c:
+# acc[n, oy, ox, oc] = bias[oc] + sum over taps (fy, fx) that fall inside the input of
+#     (x[n, oy*sh - pad_top + fy*dh, ox*sw - pad_left + fx*dw, c] - x_zp) * w[0, fy, fx, oc]
+# then MultiplyByQuantizedMultiplier per channel, + y_zp, clamp to [act_min, act_max].
+# Bounds: |x - x_zp| <= 255, |w| <= 128, so |acc| <= |bias| + 32640 * KH*KW; the converter
+# checks that this stays below 2^30 >> left_shift. Every index is below a tensor's size.
+#
+# As in conv.py the valid taps of each output row and column are tabulated at prepare: per
+# output row (x offset of the first valid input row, w offset of the first valid filter row,
+# n_fy), per output column (x offset, w offset, n_fx); eval tests no bound.
+from array import array
+
+from ..errors import ModelError
+from ..fileformat import INT32
+from ..requant import multiply_by_quantized_multiplier
+from .common import int32_values, requant_table, tensor
+from .conv import axis_windows, spatial_params
+
+N_PARAMS = 11
+
+
+def depthwise_conv2d(x, w, bias, y, batches, x_batch, rows, cols, in_c, depth_mult,
+                     x_fy, w_fy, x_fx, w_fx, x_zp, y_zp, m_hi, m_lo, left, right,
+                     act_min, act_max):
+    """y = depthwise_conv(x, w) + bias, requantized. rows: per output row (x offset, w offset,
+    n_fy); cols: per output column (x offset, w offset, n_fx); x_batch: H*W*C; x_fy, w_fy:
+    offsets of the next filter row (dilation_h*W*C, KW*OC); x_fx, w_fx: offsets of the next
+    filter column (dilation_w*C, OC)."""
+    mbqm = multiply_by_quantized_multiplier
+    n_rows = len(rows) // 3
+    n_cols = len(cols) // 3
+    yo = 0
+    for b in range(batches):
+        xb = b * x_batch
+        for r in range(0, 3 * n_rows, 3):
+            xr0 = xb + rows[r]
+            wr0 = rows[r + 1]
+            n_fy = rows[r + 2]
+            for c in range(0, 3 * n_cols, 3):
+                xc = xr0 + cols[c]
+                wc = wr0 + cols[c + 1]
+                n_fx = cols[c + 2]
+                o = 0
+                for ic in range(in_c):
+                    for m in range(depth_mult):
+                        acc = bias[o]
+                        xr = xc
+                        wr = wc + o
+                        for fy in range(n_fy):
+                            xt = xr
+                            wt = wr
+                            for fx in range(n_fx):
+                                acc += (x[xt] - x_zp) * w[wt]
+                                xt += x_fx
+                                wt += w_fx
+                            xr += x_fy
+                            wr += w_fy
+                        v = mbqm(acc, m_hi[o], m_lo[o], left[o], right[o]) + y_zp
+                        if v < act_min:
+                            v = act_min
+                        elif v > act_max:
+                            v = act_max
+                        y[yo] = v
+                        yo += 1
+                        o += 1
+                    xc += 1
+
+
+class DepthwiseConv2D:
+    def __init__(self, model, op):
+        x = tensor(model, op, 0, "input")
+        w = tensor(model, op, 1, "filter")
+        b = tensor(model, op, 2, "bias", INT32, optional=True)
+        q = tensor(model, op, 3, "requantization", INT32)
+        y = tensor(model, op, ~0, "output")
+        if len(w.shape) != 4 or w.shape[0] != 1:
+            raise ModelError("DEPTHWISE_CONV_2D filter shape %r, expected (1, KH, KW, OC)"
+                             % (w.shape,))
+        kh, kw, out_c = w.shape[1], w.shape[2], w.shape[3]
+        if len(op.params) != N_PARAMS:
+            raise ModelError("DEPTHWISE_CONV_2D has %d params, expected %d"
+                             % (len(op.params), N_PARAMS))
+        dm = op.params[8]
+        if len(x.shape) != 4 or dm < 1 or x.shape[3] * dm != out_c:
+            raise ModelError("DEPTHWISE_CONV_2D filter shape %r does not match input shape %r "
+                             "with depth multiplier %d" % (w.shape, x.shape, dm))
+        p = spatial_params("DEPTHWISE_CONV_2D", op, N_PARAMS, x, kh, kw, out_c, y)
+        sh, sw, dh, dw, pt, pl, oh, ow = p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]
+        if b and b.size != out_c:
+            raise ModelError("DEPTHWISE_CONV_2D bias has %d values, expected %d"
+                             % (b.size, out_c))
+        n, h, wd, c = x.shape
+        rows = axis_windows(oh, h, kh, sh, dh, pt)
+        for r in range(0, 3 * oh, 3):
+            rows[r] *= wd * c
+            rows[r + 1] *= kw * out_c
+        cols = axis_windows(ow, wd, kw, sw, dw, pl)
+        for k in range(0, 3 * ow, 3):
+            cols[k] *= c
+            cols[k + 1] *= out_c
+        bias = int32_values(model, b) if b else array("i", [0] * out_c)
+        self.args = (x.data, w.data, bias, y.data, n, h * wd * c, rows, cols, c, dm,
+                     dh * wd * c, kw * out_c, dw * c, out_c, x.zero_point, y.zero_point)
+        self.q = requant_table(model, q, out_c)
+        self.act = p[9], p[10]
+
+    def eval(self):
+        x, w, b, y, n, x_batch, rows, cols, c, dm, x_fy, w_fy, x_fx, w_fx, x_zp, y_zp = (
+            self.args)
+        m_hi, m_lo, left, right = self.q
+        depthwise_conv2d(x, w, b, y, n, x_batch, rows, cols, c, dm, x_fy, w_fy, x_fx, w_fx,
+                         x_zp, y_zp, m_hi, m_lo, left, right, self.act[0], self.act[1])
+
+
+def prepare(model, op):
+    return DepthwiseConv2D(model, op)
