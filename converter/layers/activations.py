@@ -123,7 +123,7 @@ def logistic_q0(a: int, integer_bits: int) -> int:
 def _frexp_multiplier(real: float) -> tuple[int, int]:
     """(round(q * 2^31), exponent) with real = q * 2^exponent, q in [0.5, 1) (TfLiteRound)."""
     q, shift = math.frexp(real)
-    return int(math.floor(q * (1 << 31) + 0.5)), shift
+    return math.floor(q * (1 << 31) + 0.5), shift
 
 
 # --- SOFTMAX ----------------------------------------------------------------------------------
