@@ -43,7 +43,9 @@ def srdhm(x, m_hi, m_lo):
 
 def rounding_divide_by_pot(x, exponent):
     """Round x / 2^exponent to nearest, ties away from zero (gemmlowp), 0 <= exponent <= 30."""
-    mask = (1 << exponent) - 1
+    if exponent == 0:
+        return x
+    mask = (((1 << (exponent - 1)) - 1) << 1) | 1  # 2^e - 1 without forming 2^30 (a long)
     threshold = mask >> 1
     if x < 0:
         threshold += 1
