@@ -8,22 +8,26 @@ import numpy as np
 
 from .interpreters import run
 
-# For each model: feeds each example's inputs, then invoke() with the heap locked (a
+# For each model: feeds each example's inputs (read one line at a time), then invoke() with the heap locked (a
 # MemoryError there means invoke allocated). Prints one JSON line of raw outputs per example.
 INVOKE_MODELS = r"""
-import gc, json, micropython, tinyrt, tinyrt.fast
+import json, micropython, tinyrt, tinyrt.fast
 tinyrt.fast.enable(FAST)
-f = open("cases.json")
-cases = json.loads(f.read())
-f.close()
-for c in range(len(cases)):
-    m = tinyrt.load("model%d.trt" % c)
+f = open("cases.txt")
+while True:
+    head = f.readline()
+    if not head:
+        break
+    name, n = head.split()
+    m = tinyrt.load(name)
     outs = []
     for j in range(m.n_outputs):
         outs.append(m.output(j))
-    for ex in cases[c]:
+    for _ in range(int(n)):
+        ex = json.loads(f.readline())
         for i in range(len(ex)):
             m.input(i).set(ex[i])
+        ex = None
         micropython.heap_lock()
         try:
             m.invoke()
@@ -33,8 +37,10 @@ for c in range(len(cases)):
         for o in outs:
             row.append(o.tolist())
         print(json.dumps(row))
+        row = None
     m = None
     outs = None
+f.close()
 """
 
 
@@ -44,10 +50,15 @@ def invoke_models(cases: list[tuple[bytes, list[list[np.ndarray]]]], interpreter
 
     An example is a list of input arrays (one per model input). All models run in one
     interpreter process. fast=False keeps the reference kernels where viper twins exist."""
-    payload = json.dumps([[[np.asarray(a).ravel().astype(int).tolist() for a in ex]
-                           for ex in examples] for _, examples in cases])
+    # one line per model ("name count"), then one JSON line per example: the script reads a
+    # line at a time, so a board-sized --heap measures the model, not the harness
+    lines = []
+    for i, (_, examples) in enumerate(cases):
+        lines.append(f"model{i}.trt {len(examples)}")
+        lines += [json.dumps([np.asarray(a).ravel().astype(int).tolist() for a in ex])
+                  for ex in examples]
     files = {f"model{i}.trt": model for i, (model, _) in enumerate(cases)}
-    files["cases.json"] = payload
+    files["cases.txt"] = "\n".join(lines) + "\n"
     r = run(INVOKE_MODELS.replace("FAST", str(bool(fast))), interpreter, heap=heap, files=files)
     lines = r.stdout.rstrip("\n").split("\n") if r.stdout.strip() else []
     want = sum(len(ex) for _, ex in cases)
