@@ -4,6 +4,11 @@ the index of its output tensor."""
 
 from .activations import logistic, softmax
 from .conv import conv2d, depthwise_conv2d
+from .elementwise import add, mul, quantize
 from .fully_connected import fully_connected
+from .pool import average_pool2d, max_pool2d
+from .shape import concatenation, mean, pad, reshape
 
-__all__ = ["conv2d", "depthwise_conv2d", "fully_connected", "logistic", "softmax"]
+__all__ = ["add", "average_pool2d", "concatenation", "conv2d", "depthwise_conv2d",
+           "fully_connected", "logistic", "max_pool2d", "mean", "mul", "pad", "quantize",
+           "reshape", "softmax"]

@@ -3,7 +3,8 @@
 RESHAPE  (kernel mp_runtime/tinyrt/kernels/reshape.py)
   inputs [x]  outputs [y] (new shape, x's quantization)  params []
 PAD  (kernel pad.py, TFLM pad.cc constant mode: pads with the output zero point)
-  inputs [x]  outputs [y] (x's quantization)  params [before_0, after_0, ..., after_{r-1}]
+  inputs [x]  outputs [y] (x's quantization by default)  params [before_0, after_0, ...,
+  after_{r-1}]
 MEAN  (kernel mean.py, TFLM reduce_common.cc EvalIntegerMean -> QuantizedMeanOrSum)
   inputs [x, requant int32 (1, 3)]  outputs [y]  params [reduced axes, resolved and unique]
   requant row (M' >> 15, M' & 0x7FFF, shift') with 1/n folded in as TFLM does:
@@ -46,15 +47,22 @@ def reshape(g: Graph, x: int, shape, name: str = "reshape") -> int:
     return y
 
 
-def pad(g: Graph, x: int, paddings, name: str = "pad") -> int:
-    """Pad every dim by (before, after) with real 0 (the zero point). paddings: r pairs."""
+def pad(g: Graph, x: int, paddings, out_scale: float | None = None,
+        out_zero_point: int | None = None, name: str = "pad") -> int:
+    """Pad every dim by (before, after) with the output zero point. paddings: r pairs.
+
+    The output quantization defaults to x's; if given otherwise, x's raw values are still
+    copied unchanged (TFLM does not requantize in PAD) and only the padding is real 0."""
     xt = g.tensors[x]
+    out_scale = xt.scale if out_scale is None else out_scale
+    out_zero_point = xt.zero_point if out_zero_point is None else int(out_zero_point)
+    check_zero_point(out_zero_point, name)
     pairs = [(int(a), int(b)) for a, b in np.asarray(paddings, dtype=np.int64).reshape(-1, 2)]
     if len(pairs) != len(xt.shape) or any(a < 0 or b < 0 for a, b in pairs):
         raise ValueError(f"{name}: paddings {pairs} for shape {xt.shape}: expected one "
                          "non-negative (before, after) pair per dim")
     shape = tuple(d + a + b for d, (a, b) in zip(xt.shape, pairs))
-    y = g.add_activation(name + "/out", shape, xt.scale, xt.zero_point)
+    y = g.add_activation(name + "/out", shape, out_scale, out_zero_point)
     g.add_op(opcodes.PAD, [x], [y], [v for p in pairs for v in p])
     return y
 

@@ -1,0 +1,127 @@
+# ADD, int8 (TFLM reference integer_ops/add.h semantics, add_common.cc's OpDataAdd).
+#   inputs:  x1 int8, x2 int8 (same shape, or broadcastable to y as numpy/TFLite broadcast:
+#            shapes right-aligned, each dim equal or 1; at most 4-D),
+#            requant int32 (3, 3): rows (M >> 15, M & 0x7FFF, shift) for input1, input2, output,
+#            each from QuantizeMultiplierSmallerThanOneExp (shift <= 0)
+#   outputs: y int8 (the broadcast shape)
+#   params:  act_min, act_max
+# Per element, with left_shift = 20 (TFLM's value for int8):
+#   v_i = MBQM((x_i - zp_i) << 20, M_i, shift_i)         i = 1, 2
+#   y   = clamp(MBQM(v_1 + v_2, M_o, shift_o) + zp_y, act_min, act_max)
+# Bounds (31-bit rule): |x_i - zp_i| <= 255 (zero points checked to be int8), so
+# |(x_i - zp_i) << 20| <= 255 * 2^20 < 2^28; every multiplier is < 1 (M < 2^31, shift <= 0,
+# checked at prepare; the converter's input multipliers are even <= 1/2), so |v_i| < 2^28,
+# |v_1 + v_2| < 2^29 and the output MBQM result is < 2^29. Every MBQM input is < 2^30 with no
+# left shift, as requant.srdhm needs.
+from ..errors import ModelError
+from ..fileformat import INT32
+from ..requant import rounding_divide_by_pot, srdhm
+from .common import requant_table, tensor
+
+_LEFT_SHIFT = 20
+
+
+def broadcast_geometry(what, a, b, y):
+    """Loop geometry of a binary elementwise op over its 4-D extended output shape.
+
+    Returns (dims, strides_a, strides_b): 4-tuples of the output dims and each input's element
+    strides along them (0 along a broadcast dim). Same shapes collapse to one flat dim."""
+    sa = a.shape
+    sb = b.shape
+    sy = y.shape
+    if len(sa) > 4 or len(sb) > 4 or len(sy) > 4:
+        raise ModelError("%s shapes %r, %r -> %r: at most 4-D" % (what, sa, sb, sy))
+    ea = (1,) * (4 - len(sa)) + tuple(sa)
+    eb = (1,) * (4 - len(sb)) + tuple(sb)
+    ey = (1,) * (4 - len(sy)) + tuple(sy)
+    dims = []
+    for i in range(4):
+        da = ea[i]
+        db = eb[i]
+        if da != db and da != 1 and db != 1:
+            raise ModelError("%s shapes %r and %r do not broadcast" % (what, sa, sb))
+        dims.append(da if da != 1 else db)
+    if tuple(dims) != ey:
+        raise ModelError("%s output shape %r, expected %r from inputs %r, %r"
+                         % (what, sy, tuple(dims), sa, sb))
+    if ea == eb:
+        return (1, 1, 1, y.size), (0, 0, 0, 1), (0, 0, 0, 1)
+    return tuple(dims), _strides(ea), _strides(eb)
+
+
+def check_zero_points(what, tensors):
+    """int8 zero points lie in [-128, 127]: the kernels' bounds (|x - zp| <= 255) rest on it."""
+    for t in tensors:
+        if t.zero_point < -128 or t.zero_point > 127:
+            raise ModelError("%s tensor %d has zero point %d, expected -128..127"
+                             % (what, t.index, t.zero_point))
+
+
+def _strides(shape):
+    st = [0, 0, 0, 0]
+    step = 1
+    for i in (3, 2, 1, 0):
+        st[i] = step if shape[i] != 1 else 0
+        step *= shape[i]
+    return tuple(st)
+
+
+def add(x1, x2, y, dims, s1, s2, q, act_min, act_max):
+    """dims: output 4-D dims; s1, s2: the inputs' strides on them; q: (zp1, zp2, zp_y,
+    M1 >> 15, M1 & 0x7FFF, right1, M2 >> 15, M2 & 0x7FFF, right2, Mo >> 15, Mo & 0x7FFF,
+    right_o) with right = -shift."""
+    d0, d1, d2, d3 = dims
+    a0, a1, a2, a3 = s1
+    b0, b1, b2, b3 = s2
+    z1, z2, zy, h1, l1, r1, h2, l2, r2, ho, lo, ro = q
+    o = 0
+    for i0 in range(d0):
+        for i1 in range(d1):
+            for i2 in range(d2):
+                pa = i0 * a0 + i1 * a1 + i2 * a2
+                pb = i0 * b0 + i1 * b1 + i2 * b2
+                for i3 in range(d3):
+                    # |(x - zp) << 20| < 2^28; |v1|, |v2| < 2^28; |v1 + v2| < 2^29
+                    v1 = rounding_divide_by_pot(srdhm((x1[pa] - z1) << _LEFT_SHIFT, h1, l1), r1)
+                    v2 = rounding_divide_by_pot(srdhm((x2[pb] - z2) << _LEFT_SHIFT, h2, l2), r2)
+                    v = rounding_divide_by_pot(srdhm(v1 + v2, ho, lo), ro) + zy
+                    if v < act_min:
+                        v = act_min
+                    elif v > act_max:
+                        v = act_max
+                    y[o] = v
+                    o += 1
+                    pa += a3
+                    pb += b3
+
+
+class Add:
+    def __init__(self, model, op):
+        x1 = tensor(model, op, 0, "input1")
+        x2 = tensor(model, op, 1, "input2")
+        t = tensor(model, op, 2, "requantization", INT32)
+        y = tensor(model, op, ~0, "output")
+        if len(op.params) != 2:
+            raise ModelError("ADD has %d params, expected 2 (act_min, act_max)" % len(op.params))
+        act_min, act_max = op.params
+        if act_min < -128 or act_max > 127 or act_min > act_max:
+            raise ModelError("ADD activation range [%d, %d] is not inside [-128, 127]"
+                             % (act_min, act_max))
+        check_zero_points("ADD", (x1, x2, y))
+        dims, s1, s2 = broadcast_geometry("ADD", x1, x2, y)
+        m_hi, m_lo, left, right = requant_table(model, t, 3)
+        for k in range(3):
+            if left[k]:
+                raise ModelError("ADD requantization row %d has shift %d, expected <= 0 "
+                                 "(a multiplier below one)" % (k, left[k]))
+        q = (x1.zero_point, x2.zero_point, y.zero_point, m_hi[0], m_lo[0], right[0],
+             m_hi[1], m_lo[1], right[1], m_hi[2], m_lo[2], right[2])
+        self.args = (x1.data, x2.data, y.data, dims, s1, s2, q, act_min, act_max)
+
+    def eval(self):
+        x1, x2, y, dims, s1, s2, q, act_min, act_max = self.args
+        add(x1, x2, y, dims, s1, s2, q, act_min, act_max)
+
+
+def prepare(model, op):
+    return Add(model, op)
