@@ -1,0 +1,184 @@
+"""The jobs behind `tinyrt convert` and `tinyrt run`: .tflite -> model file with a summary, and
+batches of raw int8 inputs through a model file on one of the three interpreters."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tinyrt
+
+from .device import invoke_batch
+from .interpreters import InterpreterError
+
+# Ops whose cost is counted in multiply-accumulates: weights are input 1, and every output
+# element takes (weight elements / output channels) MACs — kh*kw*Cin for CONV_2D, kh*kw for
+# DEPTHWISE_CONV_2D, n_in for FULLY_CONNECTED.
+MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+class RunnerError(Exception):
+    """A user-facing failure of convert/run: the message is one line saying what is wrong."""
+
+
+def _size(shape) -> int:
+    return int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+
+
+def op_macs(d: dict) -> list[int]:
+    """Multiply-accumulates of each operator of a described model (inspect_model.describe)."""
+    out = []
+    for o in d["operators"]:
+        if o["name"] not in MAC_OPS or len(o["inputs"]) < 2 or o["inputs"][1] < 0:
+            out.append(0)
+            continue
+        w = d["tensors"][o["inputs"][1]]["shape"]
+        y = d["tensors"][o["outputs"][0]]["shape"]
+        out.append(_size(y) * _size(w) // max(y[-1], 1))
+    return out
+
+
+@dataclass
+class ConversionReport:
+    source: Path
+    output: Path
+    tflite_bytes: int
+    info: dict  # inspect_model.describe() of the written file
+    macs: list[int]
+
+    @property
+    def parameters(self) -> int:
+        return int(self.info["metadata"].get("parameters", 0))
+
+    def summary(self) -> str:
+        d = self.info
+        counts = Counter(d["ops"])
+        ops = ", ".join(f"{n} x{c}" if c > 1 else n for n, c in counts.items())
+        lines = [
+            f"converted {self.source} -> {self.output}",
+            f"  ops           {len(d['ops'])}: {ops}",
+            f"  parameters    {self.parameters:,}",
+            f"  weight bytes  {d['weight_bytes']:,} (constants incl. requantization tables)",
+            f"  arena bytes   {d['arena_bytes']:,}",
+            f"  file bytes    {d['file_bytes']:,} (.tflite {self.tflite_bytes:,})",
+            f"  MACs          {sum(self.macs):,} per inference",
+        ]
+        folded = d["metadata"].get("folded_ops") or []
+        if folded:
+            lines.append(f"  folded at conversion: {', '.join(folded)}")
+        for kind in ("inputs", "outputs"):
+            for r in d[kind]:
+                lines.append(f"  {kind[:-1]:<6} {r['name']!r} {r['dtype']} {tuple(r['shape'])} "
+                             f"scale={r['scale']:.6g} zero_point={r['zero_point']}")
+        for i, o in enumerate(d["operators"]):
+            y = d["tensors"][o["outputs"][0]]
+            mac = f"{self.macs[i]:>10,} MACs" if self.macs[i] else ""
+            lines.append(f"  {i:3d} {o['name']:<18} -> {tuple(y['shape'])!s:<16} {mac}")
+        return "\n".join(lines)
+
+
+def convert(source: str | Path, output: str | Path | None = None) -> ConversionReport:
+    """Convert a .tflite file, write the model file, and describe what was written."""
+    from converter.inspect_model import describe
+    from converter.tflite_import import UnsupportedModelError, import_tflite
+    from converter.writer import serialize
+
+    src = Path(source)
+    out = Path(output) if output else src.with_suffix(".trt")
+    try:
+        data = src.read_bytes()
+    except OSError as e:
+        raise RunnerError(f"cannot read {src}: {e.strerror or e}") from None
+    try:
+        g = import_tflite(data, source_name=src.name)
+        model = serialize(g)
+    except UnsupportedModelError as e:
+        raise RunnerError(f"{src}: {e}") from None
+    except ValueError as e:  # a builder or the writer refused a layer (e.g. accumulator bound)
+        raise RunnerError(f"{src}: cannot convert: {e}") from None
+    except Exception as e:  # noqa: BLE001 - a converter bug: still one line, with its type
+        raise RunnerError(f"{src}: internal error in the converter (please report it): "
+                          f"{type(e).__name__}: {e}") from None
+    try:
+        out.write_bytes(model)
+    except OSError as e:
+        raise RunnerError(f"cannot write {out}: {e.strerror or e}") from None
+    d = describe(model)
+    return ConversionReport(src, out, len(data), d, op_macs(d))
+
+
+def _read_model(path: str | Path) -> tuple[bytes, dict]:
+    from converter.inspect_model import describe
+
+    try:
+        model = Path(path).read_bytes()
+    except OSError as e:
+        raise RunnerError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        tinyrt.fileformat.read_model(model)
+        return model, describe(model)
+    except tinyrt.TinyrtError as e:
+        raise RunnerError(f"{path}: {type(e).__name__}: {e}") from None
+
+
+def batch_examples(x: np.ndarray, d: dict) -> list[list[np.ndarray]]:
+    """Split raw int8 inputs along axis 0, each reshaped to the model's input shape."""
+    if len(d["inputs"]) != 1:
+        raise RunnerError(f"the model has {len(d['inputs'])} inputs; tinyrt run feeds one")
+    spec = d["inputs"][0]
+    shape = tuple(spec["shape"])
+    if x.dtype.kind not in "iu":
+        raise RunnerError(f"the input array holds {x.dtype} values; tinyrt run takes raw int8 "
+                          f"tensor values (quantize with scale {spec['scale']:.6g} and zero "
+                          f"point {spec['zero_point']} first)")
+    if x.ndim < 1 or x.shape[0] == 0:
+        raise RunnerError(f"the input array has shape {x.shape}; axis 0 must be the batch")
+    if x.size and (x.min() < -128 or x.max() > 127):
+        raise RunnerError(f"input values range over [{x.min()}, {x.max()}], outside int8 "
+                          "[-128, 127]")
+    per = _size(x.shape[1:])
+    if per != _size(shape):
+        raise RunnerError(f"each input x[i] has shape {x.shape[1:]} ({per} values) but the "
+                          f"model input {spec['name']!r} has shape {shape} ({_size(shape)} "
+                          f"values); axis 0 of the array is the batch")
+    return [[x[i].reshape(shape).astype(np.int8)] for i in range(x.shape[0])]
+
+
+def run(model_path: str | Path, x: np.ndarray, interpreter: str = "cpython",
+        heap: int | None = None) -> tuple[np.ndarray | list[np.ndarray], dict]:
+    """Raw int8 outputs of every x[i]: one array (n,) + output shape per model output."""
+    model, d = _read_model(model_path)
+    examples = batch_examples(np.asarray(x), d)
+    where = interpreter if heap is None else f"{interpreter} (heap {heap:,} B)"
+    try:
+        rows = invoke_batch(model, examples, interpreter, heap=heap)
+    except InterpreterError as e:
+        raise RunnerError(f"{where}: {_error_line(e)}") from None
+    except AssertionError as e:  # the interpreter printed fewer results than examples
+        raise RunnerError(f"{where}: {_error_line(e)}") from None
+    outs = []
+    for k, spec in enumerate(d["outputs"]):
+        shape = (len(rows),) + tuple(spec["shape"])
+        outs.append(np.stack([r[k] for r in rows]).astype(np.int8).reshape(shape))
+    return outs, d
+
+
+_EXCEPTION_LINE = re.compile(r"^(\w+\.)*\w*(Error|Exception|Interrupt)\b.*")
+
+
+def _error_line(e: Exception) -> str:
+    """The exception the interpreter reported last, not the whole traceback (MicroPython
+    prints tracebacks on stdout, CPython on stderr, wasmtime a trap on stderr)."""
+    r = getattr(e, "result", None)
+    text = (r.stderr + "\n" + r.stdout) if r is not None else str(e)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    found = [ln for ln in lines if _EXCEPTION_LINE.match(ln)]
+    if found:
+        return found[-1]
+    traps = [ln for ln in lines if "wasm trap:" in ln]
+    if traps:
+        return traps[-1][traps[-1].index("wasm trap:"):]
+    return lines[-1] if lines else str(e).splitlines()[0]
