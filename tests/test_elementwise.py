@@ -16,9 +16,9 @@ from converter import writer
 from converter.graph import Graph
 from converter.layers.elementwise import add, mul, quantize
 from host_sim.device import invoke_models
-from host_sim.interpreters import run
 from host_sim.oracle import int8_ref as R
 from host_sim.oracle.tflm import TOp, TTensor, build_tflite, run_tflm
+from tests.kernel_harness import load_verdicts, tinyrt_local
 
 BATCH = {"cpython": 80, "unix": 80, "wasm": 40}
 EXAMPLES = {"cpython": 3, "unix": 3, "wasm": 1}
@@ -153,15 +153,6 @@ def quantize_cases(draw) -> QuantizeCase:
     os_ = f32(xs * 2.0 ** draw(st.floats(-8, 8)))
     zp = st.integers(-128, 127)
     return QuantizeCase(shape, xs, draw(zp), os_, draw(zp), draw(st.integers(0, 2**31)))
-
-
-def tinyrt_local(model: bytes, xs: list[np.ndarray]) -> list[np.ndarray]:
-    """One invoke of tinyrt in this process (CPython)."""
-    m = tinyrt.load(model)
-    for i, x in enumerate(xs):
-        m.input(i).set(np.asarray(x).ravel().tolist())
-    m.invoke()
-    return [np.array(m.output(j).tolist()) for j in range(m.n_outputs)]
 
 
 def check_batch(interpreter: str, cases: list) -> None:
@@ -304,17 +295,6 @@ BAD_MODELS = {
     "QUANTIZE shapes": _quantize_graph([HALF], shapes=((4,), (2, 2))),
 }
 
-LOAD_SCRIPT = r"""
-import tinyrt
-for i in range(%d):
-    try:
-        tinyrt.load("bad%%d.trt" %% i)
-        print("loaded")
-    except tinyrt.ModelError as e:
-        print("ModelError")
-"""
-
-
 def test_good_params_load():
     tinyrt.load(_binary_graph(opcodes.ADD, ADD_OK))
     tinyrt.load(_binary_graph(opcodes.MUL, [[1 << 15, 0, 14]]))
@@ -329,9 +309,7 @@ def test_bad_op_is_model_error(what):
 
 def test_bad_op_is_model_error_on_device(interpreter):
     models = [BAD_MODELS[k] for k in sorted(BAD_MODELS)]
-    files = {f"bad{i}.trt": m for i, m in enumerate(models)}
-    out = run(LOAD_SCRIPT % len(models), interpreter, files=files).stdout.split()
-    assert out == ["ModelError"] * len(models)
+    assert load_verdicts(models, interpreter) == ["ModelError"] * len(models)
 
 
 def test_converter_refuses_what_tflm_refuses():

@@ -16,9 +16,9 @@ from converter import writer
 from converter.graph import Graph
 from converter.layers.pool import average_pool2d, max_pool2d
 from host_sim.device import invoke_models
-from host_sim.interpreters import run
 from host_sim.oracle import int8_ref as R
 from host_sim.oracle.tflm import TOp, TTensor, build_tflite, run_tflm
+from tests.kernel_harness import load_verdicts, tinyrt_local
 
 # Cases per interpreter run and examples per case; wasm is ~10x slower than unix.
 BATCH = {"cpython": 80, "unix": 80, "wasm": 40}
@@ -71,15 +71,6 @@ def pool_cases(draw) -> PoolCase:
         padding=padding, act=draw(st.sampled_from(ACTS)),
         scale=float(np.float32(2.0 ** draw(st.floats(-10, 0)))),
         zp=draw(st.integers(-128, 127)), seed=draw(st.integers(0, 2**31)))
-
-
-def tinyrt_local(model: bytes, xs: list[np.ndarray]) -> list[np.ndarray]:
-    """One invoke of tinyrt in this process (CPython)."""
-    m = tinyrt.load(model)
-    for i, x in enumerate(xs):
-        m.input(i).set(np.asarray(x).ravel().tolist())
-    m.invoke()
-    return [np.array(m.output(j).tolist()) for j in range(m.n_outputs)]
 
 
 @settings(max_examples=5, deadline=None)
@@ -147,17 +138,6 @@ BAD_MODELS = {
     "activation range": _pool_graph([2, 2, 2, 2, 0, 0, 10, -10]),
 }
 
-LOAD_SCRIPT = r"""
-import tinyrt
-for i in range(%d):
-    try:
-        tinyrt.load("bad%%d.trt" %% i)
-        print("loaded")
-    except tinyrt.ModelError as e:
-        print("ModelError")
-"""
-
-
 def test_good_params_load():
     tinyrt.load(_pool_graph(GOOD))
     tinyrt.load(_pool_graph(GOOD, opcode=opcodes.MAX_POOL_2D))
@@ -171,6 +151,4 @@ def test_bad_pool_is_model_error(what):
 
 def test_bad_pool_is_model_error_on_device(interpreter):
     models = [BAD_MODELS[k] for k in sorted(BAD_MODELS)]
-    files = {f"bad{i}.trt": m for i, m in enumerate(models)}
-    out = run(LOAD_SCRIPT % len(models), interpreter, files=files).stdout.split()
-    assert out == ["ModelError"] * len(models)
+    assert load_verdicts(models, interpreter) == ["ModelError"] * len(models)

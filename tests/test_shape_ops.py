@@ -16,9 +16,9 @@ from converter import writer
 from converter.graph import Graph
 from converter.layers.shape import concatenation, mean, pad, reshape
 from host_sim.device import invoke_models
-from host_sim.interpreters import run
 from host_sim.oracle import int8_ref as R
 from host_sim.oracle.tflm import TOp, TTensor, build_tflite, run_tflm
+from tests.kernel_harness import load_verdicts, tinyrt_local
 
 BATCH = {"cpython": 80, "unix": 80, "wasm": 40}
 EXAMPLES = {"cpython": 3, "unix": 3, "wasm": 1}
@@ -180,15 +180,6 @@ def any_case():
     return st.one_of(reshape_cases(), pad_cases(), mean_cases(), concat_cases())
 
 
-def tinyrt_local(model: bytes, xs: list[np.ndarray]) -> list[np.ndarray]:
-    """One invoke of tinyrt in this process (CPython)."""
-    m = tinyrt.load(model)
-    for i, x in enumerate(xs):
-        m.input(i).set(np.asarray(x).ravel().tolist())
-    m.invoke()
-    return [np.array(m.output(j).tolist()) for j in range(m.n_outputs)]
-
-
 @settings(max_examples=5, deadline=None)
 @given(data=st.data())
 def test_shape_ops_match_oracle(interpreter, data):
@@ -298,17 +289,6 @@ BAD_MODELS = {
     "CONCATENATION axis": _graph(opcodes.CONCATENATION, [(2, 3), (2, 1)], (2, 4), [2]),
 }
 
-LOAD_SCRIPT = r"""
-import tinyrt
-for i in range(%d):
-    try:
-        tinyrt.load("bad%%d.trt" %% i)
-        print("loaded")
-    except tinyrt.ModelError as e:
-        print("ModelError")
-"""
-
-
 def test_good_params_load():
     tinyrt.load(_graph(opcodes.RESHAPE, [(2, 3)], (6,), []))
     tinyrt.load(_graph(opcodes.PAD, [(2, 3)], (3, 4), [0, 1, 1, 0]))
@@ -325,9 +305,7 @@ def test_bad_op_is_model_error(what):
 
 def test_bad_op_is_model_error_on_device(interpreter):
     models = [BAD_MODELS[k] for k in sorted(BAD_MODELS)]
-    files = {f"bad{i}.trt": m for i, m in enumerate(models)}
-    out = run(LOAD_SCRIPT % len(models), interpreter, files=files).stdout.split()
-    assert out == ["ModelError"] * len(models)
+    assert load_verdicts(models, interpreter) == ["ModelError"] * len(models)
 
 
 def test_concatenation_requantizes_mismatched_inputs():
