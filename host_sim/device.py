@@ -8,8 +8,9 @@ import numpy as np
 
 from .interpreters import run
 
-# For each model: feeds each example's inputs (read one line at a time), then invoke() with the heap locked (a
-# MemoryError there means invoke allocated). Prints one JSON line of raw outputs per example.
+# For each model: feeds each example's inputs (read one line at a time), then invoke() with
+# the heap locked (a MemoryError there means invoke allocated). Prints one JSON line of raw
+# outputs per example.
 INVOKE_MODELS = r"""
 import json, micropython, tinyrt, tinyrt.fast
 tinyrt.fast.enable(FAST)

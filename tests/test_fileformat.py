@@ -48,7 +48,8 @@ def test_construct_round_trip(g):
 @given(st.lists(graphs(), min_size=8, max_size=8))
 def test_board_reader_agrees_with_schema(interpreter, gs):
     files = {f"m{i}.trt": writer.serialize(g) for i, g in enumerate(gs)}
-    out = run(describe_script(sorted(files)), interpreter, files=files).stdout.rstrip("\n").split("\n")
+    out = run(describe_script(sorted(files)), interpreter, files=files).stdout
+    out = out.rstrip("\n").split("\n")
     assert len(out) == len(files)
     for name, line in zip(sorted(files), out):
         device = json.loads(line)

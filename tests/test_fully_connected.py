@@ -70,7 +70,7 @@ def test_fc_matches_oracle(interpreter, fast, cases):
 
 
 def to_tflite(c) -> bytes:
-    T, O = tflm.TTensor, tflm.TOp
+    T, Op = tflm.TTensor, tflm.TOp
     per_channel = c["w_scale"].size > 1
     tensors = [
         T("x", (c["batches"], c["n_in"]), "int8", c["x_scale"], c["x_zp"]),
@@ -84,7 +84,7 @@ def to_tflite(c) -> bytes:
         tensors.append(T("b", (c["n_out"],), "int32", bscale if per_channel else bscale[0],
                          [0] * len(bscale), 0, c["bias"]))
         inputs[2] = 3
-    op = O("FULLY_CONNECTED", inputs, [2], {"fused_activation_function": c["act"]})
+    op = Op("FULLY_CONNECTED", inputs, [2], {"fused_activation_function": c["act"]})
     return tflm.build_tflite(tensors, [op], [0], [2])
 
 

@@ -1,7 +1,8 @@
 """FULLY_CONNECTED: add an int8 fully connected layer to a Graph.
 
-Like every layer builder it validates its arguments, precomputes every integer the kernel needs (requant
-rows, clamps) exactly as TFLM's Prepare would, and returns the index of the output tensor.
+Like every layer builder it validates its arguments, precomputes every integer the kernel
+needs (requant rows, clamps) exactly as TFLM's Prepare would, and returns the index of the
+output tensor.
 Scales are float32 values (TFLite stores them so; the effective scale is formed in double).
 """
 

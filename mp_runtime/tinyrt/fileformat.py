@@ -176,7 +176,8 @@ def read_model(buf):
     mf.version = version
     spans = {}
     for i in range(n_sections):
-        kind, off, length, crc = struct.unpack_from(SECTION_FMT, buf, HEADER_SIZE + SECTION_SIZE * i)
+        entry = HEADER_SIZE + SECTION_SIZE * i
+        kind, off, length, crc = struct.unpack_from(SECTION_FMT, buf, entry)
         name = SECTION_NAMES.get(kind)
         if name is None:
             raise ModelError("section %d has unknown kind %d (known: 1..%d)"

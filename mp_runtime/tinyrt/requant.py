@@ -55,5 +55,5 @@ def rounding_divide_by_pot(x, exponent):
 
 
 def multiply_by_quantized_multiplier(x, m_hi, m_lo, left, right):
-    """TFLM's MultiplyByQuantizedMultiplier with the multiplier split as the converter stores it."""
+    """TFLM's MultiplyByQuantizedMultiplier, the multiplier split as the converter stores it."""
     return rounding_divide_by_pot(srdhm(x << left, m_hi, m_lo), right)

@@ -3,7 +3,7 @@ import struct
 from array import array
 
 from ..errors import ModelError
-from ..fileformat import INT8, INT32, NO_TENSOR
+from ..fileformat import INT8, NO_TENSOR
 
 
 def tensor(model, op, index, what, dtype=INT8, optional=False):
