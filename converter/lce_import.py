@@ -12,25 +12,23 @@ A packed tensor in the .tflite has int32 words as its last dimension; in the Gra
 "packed" tensor whose last dimension counts channels, which the ops tell: channels_in of a
 bconv, the Cout of its filter, the int8 side of a (de)quantize.
 
-Two entry points:
-  convert_lce_op(g, op_name, custom_options, inputs, outputs, tensors, tmap) for one op, called
-      by a general .tflite importer for its CUSTOM ops;
-  import_lce_tflite(data) for a model made of LCE ops only.
+The .tflite importer (converter/tflite_import.py) reads the file with converter/tflite_reader.py
+and calls convert_lce_op for each CUSTOM(Lce*) op, so a model may mix int8 builtin ops and LCE
+ops; `tinyrt convert` handles both alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import MutableMapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import tflite
 from flatbuffers import flexbuffers
 
 from . import bitpack
 from .graph import Graph
 from .layers import binary
+from .tflite_reader import TflTensor
 
 LCE_OPS = ("LceQuantize", "LceDequantize", "LceBconv2d", "LceBMaxPool2d")
 _PADDINGS = {0: "SAME", 1: "VALID", "SAME": "SAME", "VALID": "VALID"}
@@ -40,20 +38,6 @@ _ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", "": "NONE",
 
 class LceImportError(ValueError):
     """An LCE op or option tinyrt cannot run (the message says which and why)."""
-
-
-@dataclass
-class LceTensor:
-    """What the importer knows of a .tflite tensor (a general importer may pass its own objects
-    with these attributes, or with `scales` / `zero_points` arrays instead of scale /
-    zero_point)."""
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: str  # "int8" | "int32" | "float32" | ...
-    scale: float | None = None
-    zero_point: int = 0
-    data: np.ndarray | None = None  # constant tensors
 
 
 def lce_op_name(name: str) -> str | None:
@@ -100,14 +84,17 @@ def _pair(opts: dict, h: str, w: str, vector: str, default: int | None = None) -
     return default, default
 
 
-def _quant(t) -> tuple[float | None, int]:
-    if getattr(t, "scales", None) is not None:
-        zps = getattr(t, "zero_points", None)
-        return float(t.scales[0]), int(zps[0]) if zps is not None and len(zps) else 0
-    return getattr(t, "scale", None), int(getattr(t, "zero_point", 0) or 0)
+def _quant(t: TflTensor) -> tuple[float | None, int]:
+    """(scale, zero point) of a tensor quantized per tensor; scale None without quantization."""
+    if t.scales is None:
+        return None, 0
+    if t.scales.size > 1:
+        raise LceImportError(f"tensor {t.name!r} is quantized per channel ({t.scales.size} "
+                             "scales); int8 activations must be per tensor")
+    return float(t.scales[0]), int(t.zero_points[0])
 
 
-def _words_ok(t, channels: int, what: str) -> None:
+def _words_ok(t: TflTensor, channels: int, what: str) -> None:
     if not t.shape or int(t.shape[-1]) != bitpack.words(channels):
         raise LceImportError(f"{what} {t.name!r} has shape {tuple(t.shape)}: {channels} "
                              f"channels pack into {bitpack.words(channels)} int32 words")
@@ -115,11 +102,11 @@ def _words_ok(t, channels: int, what: str) -> None:
 
 class _Op:
     def __init__(self, g: Graph, name: str, inputs: list[int], outputs: list[int],
-                 tensors: Sequence, tmap: MutableMapping[int, int]):
+                 tensors: Sequence[TflTensor], tmap: MutableMapping[int, int]):
         self.g, self.name, self.inputs, self.outputs = g, name, inputs, outputs
         self.tensors, self.tmap = tensors, tmap
 
-    def t(self, k: int):
+    def t(self, k: int) -> TflTensor | None:
         i = self.inputs[k] if k < len(self.inputs) else -1
         return None if i < 0 else self.tensors[i]
 
@@ -187,16 +174,16 @@ class _Op:
 
 
 def convert_lce_op(g: Graph, op_name: str, custom_options: bytes, inputs: list[int],
-                   outputs: list[int], tensors: Sequence, tmap: MutableMapping[int, int]
-                   ) -> list[int]:
+                   outputs: list[int], tensors: Sequence[TflTensor],
+                   tmap: MutableMapping[int, int]) -> list[int]:
     """Add the tinyrt ops of one LCE custom op to g.
 
     inputs / outputs: the op's .tflite tensor indices (-1 = absent). tensors: the .tflite
-    tensors by index (LceTensor, or any object with name, shape, dtype, data and scale /
-    zero_point or scales / zero_points). tmap: .tflite index -> Graph index of the activations
-    made so far; an activation input that is not in it is created as a model input (packed
-    with the op's channel count, or int8), and the outputs are entered in it. Returns the
-    Graph indices of the outputs. Raises LceImportError (a ValueError)."""
+    tensors by index, as converter.tflite_reader reads them (data: the constant values).
+    tmap: .tflite index -> Graph index of the activations made so far; an activation input
+    that is not in it is created as a model input (packed with the op's channel count, or
+    int8), and the outputs are entered in it. Returns the Graph indices of the outputs.
+    Raises LceImportError (a ValueError)."""
     name = lce_op_name(op_name)
     if name is None:
         raise LceImportError(f"{op_name} is not an LCE op ({', '.join(LCE_OPS)})")
@@ -236,7 +223,7 @@ def convert_lce_op(g: Graph, op_name: str, custom_options: bytes, inputs: list[i
     return [op.adopt(0, y)]
 
 
-def _bconv(op: _Op, opts: dict, out, label: str) -> int:
+def _bconv(op: _Op, opts: dict, out: TflTensor, label: str) -> int:
     g = op.g
     filt = op.const(1, "filter")
     if filt.ndim != 4:
@@ -283,85 +270,3 @@ def _bconv(op: _Op, opts: dict, out, label: str) -> int:
         raise LceImportError(f"LceBconv2d: int8 output {out.name!r} has no quantization")
     return binary.bconv_2d(g, x, filt, multiplier=mul, bias=bias, out_scale=scale,
                            out_zero_point=zp, **common)
-
-
-# -- a whole model of LCE ops ----------------------------------------------------------------
-
-_TYPE_NAMES = {v: k.lower() for k, v in vars(tflite.TensorType).items()
-               if not k.startswith("_") and isinstance(v, int)}
-_NUMPY = {"int8": "i1", "int32": "<i4", "float32": "<f4", "uint8": "u1", "int16": "<i2",
-          "int64": "<i8"}
-
-
-def read_lce_tflite(data: bytes) -> tuple[list[LceTensor], list[tuple[str, bytes, list[int],
-                                                                      list[int]]],
-                                          list[int], list[int]]:
-    """(tensors, ops as (name, custom options, inputs, outputs), inputs, outputs) of the first
-    subgraph of a .tflite file; builtin ops are named by their BuiltinOperator name."""
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise LceImportError("not a .tflite file (no TFL3 identifier at byte 4)")
-    m = tflite.Model.GetRootAs(data, 0)
-    if m.SubgraphsLength() != 1:
-        raise LceImportError(f"{m.SubgraphsLength()} subgraphs, tinyrt imports one")
-    sg = m.Subgraphs(0)
-    tensors = []
-    for i in range(sg.TensorsLength()):
-        t = sg.Tensors(i)
-        dtype = _TYPE_NAMES.get(t.Type(), f"type{t.Type()}")
-        shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
-        q = t.Quantization()
-        scale, zp = None, 0
-        if q is not None and q.ScaleLength():
-            scale = float(q.Scale(0))
-            zp = int(q.ZeroPoint(0)) if q.ZeroPointLength() else 0
-        arr = None
-        buf = m.Buffers(t.Buffer()) if t.Buffer() < m.BuffersLength() else None
-        if buf is not None and buf.DataLength():
-            if dtype not in _NUMPY:
-                raise LceImportError(f"tensor {i}: constant data of type {dtype}")
-            arr = np.frombuffer(buf.DataAsNumpy().tobytes(), _NUMPY[dtype])
-            arr = arr.astype(np.dtype(_NUMPY[dtype]).newbyteorder("=")).reshape(shape)
-        tensors.append(LceTensor((t.Name() or b"").decode("utf-8", "replace"), shape, dtype,
-                                 scale, zp, arr))
-    names = {v: k for k, v in vars(tflite.BuiltinOperator).items()
-             if not k.startswith("_") and isinstance(v, int)}
-    ops = []
-    for i in range(sg.OperatorsLength()):
-        o = sg.Operators(i)
-        code = m.OperatorCodes(o.OpcodeIndex())
-        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-        name = names.get(builtin, f"BUILTIN_{builtin}")
-        if name == "CUSTOM":
-            name = (code.CustomCode() or b"?").decode()
-        opts = o.CustomOptionsAsNumpy().tobytes() if o.CustomOptionsLength() else b""
-        ins = [int(v) for v in o.InputsAsNumpy()] if o.InputsLength() else []
-        outs = [int(v) for v in o.OutputsAsNumpy()] if o.OutputsLength() else []
-        ops.append((name, opts, ins, outs))
-    ins = [int(v) for v in sg.InputsAsNumpy()] if sg.InputsLength() else []
-    outs = [int(v) for v in sg.OutputsAsNumpy()] if sg.OutputsLength() else []
-    return tensors, ops, ins, outs
-
-
-def import_lce_tflite(data: bytes) -> Graph:
-    """A Graph from a .tflite model whose operators are all LCE custom ops."""
-    tensors, ops, inputs, outputs = read_lce_tflite(data)
-    g = Graph()
-    tmap: dict[int, int] = {}
-    for k, (name, opts, ins, outs) in enumerate(ops):
-        if lce_op_name(name) is None:
-            raise LceImportError(f"op {k} ({name}) is not an LCE op: use the general .tflite "
-                                 "importer for models mixing builtin and LCE ops")
-        try:
-            convert_lce_op(g, name, opts, ins, outs, tensors, tmap)
-        except LceImportError as e:
-            raise LceImportError(f"op {k} ({name}): {e}") from None
-        except ValueError as e:  # a builder refused its arguments
-            raise LceImportError(f"op {k} ({name}): {e}") from None
-    for i in inputs + outputs:
-        if i not in tmap:
-            raise LceImportError(f"model input/output tensor {i} ({tensors[i].name!r}) is used "
-                                 "by no op")
-    g.inputs = [tmap[i] for i in inputs]
-    g.outputs = [tmap[i] for i in outputs]
-    g.metadata["source"] = "LCE .tflite"
-    return g

@@ -1,418 +1,57 @@
-"""Import an int8 .tflite model into a tinyrt Graph.
+"""Import an int8 .tflite model, with Larq Compute Engine binary layers or without, into a
+tinyrt Graph.
 
-The flatbuffer is read with the `tflite` package. Shape-computing subgraphs (SHAPE,
-STRIDED_SLICE, PACK, ... on constant data) are evaluated here with numpy and disappear; every
-remaining builtin operator is mapped to its builder in converter/layers (imported per op, so a
-missing builder only stops models that use that op). Anything tinyrt cannot run exactly as
-TensorFlow Lite Micro does stops the import with UnsupportedModelError, whose message names the
-op (with its index in the .tflite graph), the tensor or option at fault and what is supported.
+converter/tflite_reader.py reads and validates the flatbuffer and folds shape-computing
+subgraphs; here every remaining builtin operator is mapped to its builder in converter/layers
+(imported per op, so a missing builder only stops models that use that op) and every LCE
+custom op (CUSTOM(LceQuantize), CUSTOM(LceBconv2d), ...) to converter/lce_import.convert_lce_op.
+Activations are int8, except the int32 tensors LCE's ops read and write, which are bit-packed
+("packed" in the Graph). Anything tinyrt cannot run exactly as TensorFlow Lite Micro (or LCE)
+does stops the import with UnsupportedModelError, whose message names the op (with its index in
+the .tflite graph), the tensor or option at fault and what is supported.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
-import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import cache
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-import tflite
 
 from .graph import Graph
+from .lce_import import LCE_OPS, convert_lce_op, lce_op_name
+from .tflite_reader import (ACTIVATIONS, PADDINGS, TflModel, TflOp, TflTensor,
+                            UnsupportedModelError, fold_constants, read_tflite, refuse_dtype)
 
-__all__ = ["SUPPORTED_OPS", "UnsupportedModelError", "import_tflite"]
-
-
-class UnsupportedModelError(ValueError):
-    """The .tflite file uses an op, dtype or option tinyrt cannot import (or is no .tflite)."""
-
-
-def _enum_names(enum: type) -> dict[int, str]:
-    return {v: k for k, v in vars(enum).items() if not k.startswith("_") and isinstance(v, int)}
-
-
-_OP_NAMES = _enum_names(tflite.BuiltinOperator)
-_TYPE_NAMES = {k: v.lower() for k, v in _enum_names(tflite.TensorType).items()}
-_OPTION_TABLES = _enum_names(tflite.BuiltinOptions)
-_ACTIVATIONS = _enum_names(tflite.ActivationFunctionType)
-_PADDINGS = _enum_names(tflite.Padding)
-_NUMPY = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16, "int32": np.int32,
-          "int64": np.int64, "float32": np.float32, "bool": np.bool_}
+__all__ = ["SUPPORTED_OPS", "TflModel", "UnsupportedModelError", "fold_constants",
+           "import_tflite", "read_tflite"]
 
 
 # --------------------------------------------------------------------------------------------
-# Reading the flatbuffer
-
-
-@dataclass
-class TflTensor:
-    index: int
-    name: str
-    dtype: str  # 'int8', 'int32', 'float32', ... (TensorType name, lower case)
-    shape: tuple[int, ...]
-    scales: np.ndarray | None  # float32, None when the tensor has no quantization
-    zero_points: np.ndarray | None
-    quantized_dimension: int
-    data: np.ndarray | None  # constant tensors: the values, in `shape`
-
-    @property
-    def quantized(self) -> bool:
-        return self.scales is not None
-
-    @property
-    def per_channel(self) -> bool:
-        return self.scales is not None and self.scales.size > 1
-
-    def describe(self) -> str:
-        return f"tensor {self.index} {self.name!r}"
-
-
-@dataclass
-class TflOp:
-    index: int
-    name: str  # BuiltinOperator name, or 'CUSTOM(code)'
-    inputs: list[int]  # -1: optional input absent
-    outputs: list[int]
-    options: object | None  # the parsed builtin options table, if any
-
-    def describe(self) -> str:
-        return f"op {self.index} ({self.name})"
-
-
-@dataclass
-class TflModel:
-    tensors: list[TflTensor]
-    ops: list[TflOp]
-    inputs: list[int]
-    outputs: list[int]
-    description: str = ""
-
-
-def _options(op: tflite.Operator) -> object | None:
-    table_name = _OPTION_TABLES.get(op.BuiltinOptionsType(), "NONE")
-    table = op.BuiltinOptions()
-    if table_name == "NONE" or table is None:
-        return None
-    opts = getattr(tflite, table_name)()
-    opts.Init(table.Bytes, table.Pos)
-    for getter in _getters(type(opts)):  # read every field now: a corrupt one fails here
-        getattr(opts, getter)()
-    return opts
-
-
-@cache
-def _getters(cls: type) -> tuple[str, ...]:
-    """The argument-free field accessors of a flatc-generated options class."""
-    out = []
-    for name, f in vars(cls).items():
-        if name[:1].isupper() and callable(f) and name != "Init" \
-                and not name.startswith("GetRootAs"):
-            params = inspect.signature(f).parameters
-            if len(params) == 1:
-                out.append(name)
-    return tuple(out)
-
-
-def _tensor(model: tflite.Model, t: tflite.Tensor, index: int) -> TflTensor:
-    dtype = _TYPE_NAMES.get(t.Type(), f"type{t.Type()}")
-    shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
-    scales = zps = None
-    qdim = 0
-    q = t.Quantization()
-    if q is not None and q.ScaleLength():
-        scales = np.asarray(q.ScaleAsNumpy(), dtype=np.float32)
-        zps = (np.asarray(q.ZeroPointAsNumpy(), dtype=np.int64) if q.ZeroPointLength()
-               else np.zeros(scales.size, np.int64))
-        qdim = int(q.QuantizedDimension())
-    data = None
-    buf = model.Buffers(t.Buffer()) if t.Buffer() < model.BuffersLength() else None
-    if buf is not None and buf.DataLength():
-        if dtype not in _NUMPY:
-            raise UnsupportedModelError(f"tensor {index} {t.Name().decode()!r}: constant data "
-                                        f"of type {dtype}, not supported")
-        raw = buf.DataAsNumpy().tobytes()
-        data = np.frombuffer(raw, dtype=np.dtype(_NUMPY[dtype]).newbyteorder("<"))
-        data = data.astype(_NUMPY[dtype]).reshape(shape)
-    elif buf is not None and buf.Offset():
-        raise UnsupportedModelError(f"tensor {index} {t.Name().decode()!r}: constant data "
-                                    "stored outside the flatbuffer (files > 2 GB), not supported")
-    return TflTensor(index, t.Name().decode("utf-8", "replace"), dtype, shape, scales, zps,
-                     qdim, data)
-
-
-def read_tflite(data: bytes) -> TflModel:
-    """The first subgraph of a .tflite flatbuffer as plain Python objects."""
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise UnsupportedModelError("not a .tflite file (no TFL3 identifier at byte 4)")
-    try:
-        model = tflite.Model.GetRootAs(data, 0)
-        if model.SubgraphsLength() != 1:
-            raise UnsupportedModelError(f"the model has {model.SubgraphsLength()} subgraphs; "
-                                        "tinyrt imports single-subgraph models only")
-        sg = model.Subgraphs(0)
-        tensors = [_tensor(model, sg.Tensors(i), i) for i in range(sg.TensorsLength())]
-        ops = []
-        for i in range(sg.OperatorsLength()):
-            op = sg.Operators(i)
-            code = model.OperatorCodes(op.OpcodeIndex())
-            builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-            name = _OP_NAMES.get(builtin, f"BUILTIN_{builtin}")
-            if name == "CUSTOM":
-                name = f"CUSTOM({(code.CustomCode() or b'?').decode()})"
-            ins = [int(v) for v in op.InputsAsNumpy()] if op.InputsLength() else []
-            outs = [int(v) for v in op.OutputsAsNumpy()] if op.OutputsLength() else []
-            ops.append(TflOp(i, name, ins, outs, _options(op)))
-        inputs = [int(v) for v in sg.InputsAsNumpy()] if sg.InputsLength() else []
-        outputs = [int(v) for v in sg.OutputsAsNumpy()] if sg.OutputsLength() else []
-        desc = (model.Description() or b"").decode("utf-8", "replace")
-    except UnsupportedModelError:
-        raise
-    except Exception as e:  # noqa: BLE001 - a malformed flatbuffer fails anywhere inside
-        raise UnsupportedModelError(f"cannot read the .tflite flatbuffer: "
-                                    f"{type(e).__name__}: {e}") from None
-    m = TflModel(tensors, ops, inputs, outputs, desc)
-    _validate(m)
-    return m
-
-
-# Options table of each op this module reads options from (TFLite schema); ops marked True
-# cannot do without theirs.
-_OPTIONS_TABLE: dict[str, tuple[str, bool]] = {
-    "FULLY_CONNECTED": ("FullyConnectedOptions", False),
-    "CONV_2D": ("Conv2DOptions", True),
-    "DEPTHWISE_CONV_2D": ("DepthwiseConv2DOptions", True),
-    "AVERAGE_POOL_2D": ("Pool2DOptions", True),
-    "MAX_POOL_2D": ("Pool2DOptions", True),
-    "ADD": ("AddOptions", False),
-    "SUB": ("SubOptions", False),
-    "MUL": ("MulOptions", False),
-    "SOFTMAX": ("SoftmaxOptions", False),
-    "RESHAPE": ("ReshapeOptions", False),
-    "CONCATENATION": ("ConcatenationOptions", True),
-    "MEAN": ("ReducerOptions", False),
-    "SUM": ("ReducerOptions", True),
-    "REDUCE_PROD": ("ReducerOptions", True),
-    "SHAPE": ("ShapeOptions", False),
-    "STRIDED_SLICE": ("StridedSliceOptions", True),
-    "PACK": ("PackOptions", True),
-    "UNPACK": ("UnpackOptions", True),
-    "GATHER": ("GatherOptions", False),
-}
-
-
-def _validate(m: TflModel) -> None:
-    """Indices inside the tensor table, sane shapes and quantization, the options table each op
-    needs: later code relies on it."""
-    n = len(m.tensors)
-    for op in m.ops:
-        table, needed = _OPTIONS_TABLE.get(op.name, (None, False))
-        found = type(op.options).__name__ if op.options is not None else None
-        if table and (found not in (None, table) or (needed and found is None)):
-            raise UnsupportedModelError(f"malformed .tflite: {op.describe()} has options "
-                                        f"{found}, expected {table}")
-    for role, ids in (("input", m.inputs), ("output", m.outputs)):
-        bad = [i for i in ids if not 0 <= i < n]
-        if bad:
-            raise UnsupportedModelError(f"malformed .tflite: model {role} tensor index {bad[0]} "
-                                        f"outside the {n} tensors")
-    for op in m.ops:
-        bad = [i for i in op.inputs + op.outputs if not -1 <= i < n]
-        if bad or -1 in op.outputs or not op.outputs:
-            raise UnsupportedModelError(f"malformed .tflite: {op.describe()} refers to tensor "
-                                        f"{bad[0] if bad else -1} (the model has {n})")
-    for t in m.tensors:
-        if any(d < 1 for d in t.shape):
-            raise UnsupportedModelError(f"{t.describe()}: shape {t.shape}; dynamic or empty "
-                                        "dimensions are not supported")
-        if t.quantized and (t.zero_points.size not in (1, t.scales.size)
-                            or not np.all(np.isfinite(t.scales)) or np.any(t.scales < 0)
-                            or np.any(np.abs(t.zero_points) > 2**31 - 1)):
-            raise UnsupportedModelError(f"malformed .tflite: {t.describe()} has "
-                                        f"{t.scales.size} scales {t.scales[:4]} and zero "
-                                        f"points {t.zero_points[:4]}")
-
-
-# --------------------------------------------------------------------------------------------
-# Constant folding: shape-computing subgraphs are evaluated here
-
-
-def _strided_slice(op: TflOp, x, begin, end, strides):
-    o = op.options
-    if o.EllipsisMask() or o.NewAxisMask() or (hasattr(o, "Offset") and o.Offset()):
-        raise _CannotFold("ellipsis_mask/new_axis_mask/offset")
-    idx = []
-    for d in range(len(begin)):
-        b = None if o.BeginMask() >> d & 1 else int(begin[d])
-        e = None if o.EndMask() >> d & 1 else int(end[d])
-        if o.ShrinkAxisMask() >> d & 1:
-            idx.append(int(begin[d]))
-        else:
-            idx.append(slice(b, e, int(strides[d])))
-    return np.asarray(x[tuple(idx)])
-
-
-def _slice(x, begin, size):
-    return x[tuple(slice(int(b), None if int(s) < 0 else int(b) + int(s))
-                   for b, s in zip(begin, size))]
-
-
-def _reduce_axes(axes, keep):
-    return {"axis": tuple(int(a) for a in np.atleast_1d(axes)), "keepdims": bool(keep)}
-
-
-class _CannotFold(Exception):
-    pass
-
-
-def _plain(f: Callable) -> Callable:
-    """A folding rule f(values) for an op that folds only without a fused activation."""
-    def fold(op: TflOp, out: TflTensor, values: list[np.ndarray]) -> np.ndarray:
-        if op.options is not None and getattr(op.options, "FusedActivationFunction", None) \
-                and op.options.FusedActivationFunction():
-            raise _CannotFold("fused activation")
-        return f(values)
-    return fold
-
-
-# op name -> f(op, output tensor, input values) -> output value, applied when every input is
-# constant. SHAPE (needs only its input's static shape) and UNPACK (several outputs) are
-# handled in _fold_op.
-_FOLD: dict[str, Callable | None] = {
-    "SHAPE": None,
-    "UNPACK": None,
-    "STRIDED_SLICE": lambda op, out, v: _strided_slice(op, *v[:4]),
-    "SLICE": lambda op, out, v: _slice(*v[:3]),
-    "PACK": lambda op, out, v: np.stack(v, axis=op.options.Axis()),
-    "CONCATENATION": lambda op, out, v: _plain(
-        lambda v: np.concatenate(v, axis=op.options.Axis()))(op, out, v),
-    "GATHER": lambda op, out, v: np.take(v[0], v[1].astype(np.int64),
-                                         axis=op.options.Axis() if op.options else 0),
-    "CAST": lambda op, out, v: v[0].astype(_NUMPY[out.dtype]),
-    "RESHAPE": lambda op, out, v: v[0].reshape(out.shape),
-    "SQUEEZE": lambda op, out, v: v[0].reshape(out.shape),
-    "EXPAND_DIMS": lambda op, out, v: v[0].reshape(out.shape),
-    "TRANSPOSE": lambda op, out, v: np.transpose(v[0], v[1]),
-    "ADD": _plain(lambda v: v[0] + v[1]),
-    "SUB": _plain(lambda v: v[0] - v[1]),
-    "MUL": _plain(lambda v: v[0] * v[1]),
-    "FLOOR_DIV": lambda op, out, v: np.floor_divide(v[0], v[1]),
-    "REDUCE_PROD": lambda op, out, v: np.prod(v[0], **_reduce_axes(v[1], op.options.KeepDims())),
-    "SUM": lambda op, out, v: np.sum(v[0], **_reduce_axes(v[1], op.options.KeepDims())),
-    "MAXIMUM": lambda op, out, v: np.maximum(v[0], v[1]),
-    "MINIMUM": lambda op, out, v: np.minimum(v[0], v[1]),
-    "FILL": lambda op, out, v: np.full(tuple(int(d) for d in v[0]), v[1]),
-    "RANGE": lambda op, out, v: np.arange(v[0], v[1], v[2]),
-}
-_DATA_MOVEMENT = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE", "GATHER", "STRIDED_SLICE",
-                  "SLICE", "PACK", "UNPACK", "CONCATENATION"}
-
-
-def _same_quantization(a: TflTensor, b: TflTensor) -> bool:
-    if a.quantized != b.quantized:
-        return False
-    return not a.quantized or (np.array_equal(a.scales, b.scales)
-                               and np.array_equal(a.zero_points, b.zero_points))
-
-
-def _fold_op(m: TflModel, op: TflOp, const: dict[int, np.ndarray]) -> list[np.ndarray] | None:
-    """The op's output values if it can be evaluated at conversion time, else None."""
-    if op.name not in _FOLD:
-        return None
-    outs = [m.tensors[i] for i in op.outputs]
-    if op.name == "SHAPE":
-        x = m.tensors[op.inputs[0]]
-        out_type = op.options.OutType() if op.options is not None else tflite.TensorType.INT32
-        return [np.array(x.shape, dtype=_NUMPY.get(_TYPE_NAMES.get(out_type), np.int32))]
-    if not op.inputs or any(i >= 0 and i not in const for i in op.inputs):
-        return None
-    ins = [m.tensors[i] for i in op.inputs if i >= 0]
-    quantized = any(t.quantized for t in outs) or any(t.quantized for t in ins)
-    if quantized and (op.name not in _DATA_MOVEMENT
-                      or not all(_same_quantization(ins[0], t) for t in ins + outs)):
-        return None  # quantized arithmetic is the runtime's job, not numpy's
-    values = [const[i] for i in op.inputs if i >= 0]
-    try:
-        if op.name == "UNPACK":
-            axis = op.options.Axis()
-            result = [np.take(values[0], k, axis=axis) for k in range(values[0].shape[axis])]
-        else:
-            result = [_FOLD[op.name](op, outs[0], values)]
-    except _CannotFold:
-        return None
-    except Exception as e:  # noqa: BLE001 - inconsistent constant data in the file
-        raise UnsupportedModelError(f"{op.describe()}: cannot evaluate it on its constant "
-                                    f"inputs: {type(e).__name__}: {e}") from None
-    folded = []
-    for t, v in zip(outs, result):
-        v = np.asarray(v).astype(_NUMPY.get(t.dtype, v.dtype))
-        if t.shape and v.size == int(np.prod(t.shape)):
-            v = v.reshape(t.shape)
-        folded.append(v)
-    return folded
-
-
-def fold_constants(m: TflModel) -> tuple[list[TflOp], list[TflOp], dict[int, np.ndarray]]:
-    """(ops kept for the runtime, ops folded away, every constant tensor's value)."""
-    const = {t.index: t.data for t in m.tensors if t.data is not None}
-    kept, folded = [], []
-    for op in m.ops:
-        values = _fold_op(m, op, const)
-        if values is None:
-            kept.append(op)
-            continue
-        folded.append(op)
-        for i, v in zip(op.outputs, values):
-            const[i] = v
-    return kept, folded, const
-
-
-# --------------------------------------------------------------------------------------------
-# dtype policy: int8 models only
+# dtype policy: int8 activations; int32 ones only as the bit-packed tensors of LCE ops
 
 
 def _check_ops(m: TflModel, ops: list[TflOp], const: dict[int, np.ndarray]) -> None:
-    """In graph order, the first op that is unsupported or has a non-int8 activation stops the
-    import; then the model's inputs and outputs must be int8 too."""
+    """In graph order, the first op that is unsupported or has an activation of another type
+    than int8 (or int32 bit-packed, for LCE ops) stops the import; then the model's inputs and
+    outputs must be int8, or bit-packed tensors of LCE ops."""
+    packed = set()
     for op in ops:
-        if op.name not in _HANDLERS:
+        lce = lce_op_name(op.name) is not None
+        if op.name not in _OPS and not lce:
             raise UnsupportedModelError(_unsupported_op_message(op))
+        allowed = ("int8", "int32") if lce else ("int8",)
         for i in op.inputs + op.outputs:
-            if i >= 0 and i not in const and m.tensors[i].dtype != "int8":
-                _refuse_dtype(m, op, m.tensors[i], "input" if i in op.inputs else "output")
+            if i >= 0 and i not in const and m.tensors[i].dtype not in allowed:
+                refuse_dtype(m, op, m.tensors[i], "input" if i in op.inputs else "output")
+            if lce and i >= 0 and m.tensors[i].dtype == "int32":
+                packed.add(i)
     for role, ids in (("model input", m.inputs), ("model output", m.outputs)):
         for i in ids:
-            if m.tensors[i].dtype != "int8":
-                _refuse_dtype(m, None, m.tensors[i], role)
-
-
-def _refuse_dtype(m: TflModel, op: TflOp | None, t: TflTensor, role: str) -> None:
-    where = f"{op.describe()}: {role}" if op else role
-    weights_int8 = op is not None and any(
-        m.tensors[i].data is not None and m.tensors[i].dtype == "int8" for i in op.inputs
-        if i >= 0)
-    if t.dtype == "float32" and weights_int8:
-        kind = ("a hybrid (dynamic-range quantized) model: float32 activations with int8 "
-                "weights")
-    elif t.dtype == "float32" and t.index in m.inputs + m.outputs and any(
-            u.dtype == "int8" and u.data is None for u in m.tensors):
-        kind = ("an int8 model with a float32 interface (QUANTIZE/DEQUANTIZE at its inputs "
-                "or outputs)")
-    elif t.dtype == "float32":
-        kind = "a float model"
-    elif t.dtype == "uint8":
-        kind = "a uint8 (legacy asymmetric) quantized model"
-    elif t.dtype == "int16":
-        kind = "an int16-activation (16x8) quantized model"
-    else:
-        kind = f"a model with {t.dtype} activations"
-    raise UnsupportedModelError(
-        f"{where} tensor {t.index} {t.name!r} is {t.dtype}: this is {kind}. tinyrt imports int8 models "
-        "only (full-integer post-training quantization with int8 inputs and outputs: "
-        "converter.optimizations=[DEFAULT], a representative dataset, "
-        "target_spec.supported_ops=[TFLITE_BUILTINS_INT8], inference_input_type and "
-        "inference_output_type int8)")
+            if m.tensors[i].dtype != "int8" and i not in packed:
+                refuse_dtype(m, None, m.tensors[i], role)
 
 
 # --------------------------------------------------------------------------------------------
@@ -425,6 +64,7 @@ class _Importer:
     const: dict[int, np.ndarray]
     g: Graph = field(default_factory=Graph)
     tmap: dict[int, int] = field(default_factory=dict)  # .tflite tensor -> graph tensor
+    lce_tensors: list[TflTensor] | None = None
 
     # -- tensors ------------------------------------------------------------------------------
     def t(self, i: int) -> TflTensor:
@@ -458,6 +98,12 @@ class _Importer:
             self.tmap[i] = self.g.add_const(t.name, self.const[i], "int8", self.scale(i),
                                             self.zero_point(i))
         return self.tmap[i]
+
+    def x(self, op: TflOp, k: int = 0, role: str = "input") -> int:
+        """Graph index of int8 activation input k, checked to be quantized per tensor."""
+        x = self.act(op, k)
+        self.per_tensor(op, op.inputs[k], role)
+        return x
 
     def per_tensor(self, op: TflOp, i: int, role: str) -> None:
         t = self.t(i)
@@ -508,7 +154,7 @@ class _Importer:
 
     def activation(self, op: TflOp) -> str:
         code = op.options.FusedActivationFunction() if op.options is not None else 0
-        name = _ACTIVATIONS.get(code, str(code))
+        name = ACTIVATIONS.get(code, str(code))
         if name not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
             raise UnsupportedModelError(f"{op.describe()}: fused activation {name} is not "
                                         "supported (NONE, RELU, RELU6, RELU_N1_TO_1 are)")
@@ -521,38 +167,65 @@ class _Importer:
 
     # -- ops ----------------------------------------------------------------------------------
     def run(self, kept: list[TflOp]) -> Graph:
+        """Convert the kept ops in graph order. int8 model inputs are made first; a bit-packed
+        (int32) one is made by the LCE op that reads it (which knows its channel count), so the
+        graph's inputs are set once every op is converted."""
         m, g = self.m, self.g
         for i in m.inputs:
             t = self.t(i)
+            if t.dtype != "int8":
+                continue
             if not t.quantized or t.per_channel or not t.scales[0] > 0 \
                     or not -128 <= t.zero_points[0] <= 127:
                 raise UnsupportedModelError(f"model input {t.describe()} needs per-tensor "
                                             "int8 quantization parameters")
             self.tmap[i] = g.add_activation(t.name, t.shape, self.scale(i), self.zero_point(i))
-        g.inputs = [self.tmap[i] for i in m.inputs]
         for op in kept:
             self.op(op)
-        for i in m.outputs:
-            if i not in self.tmap:
-                raise UnsupportedModelError(f"model output {self.t(i).describe()} is computed "
-                                            "by no op (a constant output is not supported)")
+        for role, ids, why in (("input", m.inputs, "is read by no op"),
+                               ("output", m.outputs, "is computed by no op (a constant output "
+                                                     "is not supported)")):
+            for i in ids:
+                if i not in self.tmap:
+                    raise UnsupportedModelError(f"model {role} {self.t(i).describe()} {why}")
+        g.inputs = [self.tmap[i] for i in m.inputs]
         g.outputs = [self.tmap[i] for i in m.outputs]
         return g
 
     def op(self, op: TflOp) -> None:
-        handler = _HANDLERS.get(op.name)
-        if handler is None:
+        if lce_op_name(op.name) is not None:
+            self.lce_op(op)
+            return
+        if op.name not in _OPS:
             raise UnsupportedModelError(_unsupported_op_message(op))
+        handler, module, func = _OPS[op.name]
+        build = _builder(op, module, func)
         first = len(self.g.tensors)
         layer = _layer_name(self.t(op.outputs[0]).name) if op.outputs else op.name
         try:
-            outs = handler(self, op, layer)
+            outs = handler(self, op, layer, build)
         except UnsupportedModelError:
             raise
         except ValueError as e:  # the builder refused its arguments
             raise UnsupportedModelError(f"{op.describe()}: {e}") from None
         outs = [outs] if isinstance(outs, int) else list(outs)
         self._adopt(op, first, layer, outs)
+
+    def lce_op(self, op: TflOp) -> None:
+        """A Larq Compute Engine custom op: lce_import converts it and enters its outputs (and
+        a bit-packed model input it reads) in tmap."""
+        for i in op.inputs:
+            if i >= 0 and i not in self.tmap and i not in self.const and i not in self.m.inputs:
+                raise UnsupportedModelError(f"{op.describe()}: input {self.t(i).describe()} "
+                                            "is produced by no op and is no model input")
+        if self.lce_tensors is None:  # the reader's tensors, with folded constants as data
+            self.lce_tensors = [t if t.data is not None or t.index not in self.const
+                                else replace(t, data=self.const[t.index]) for t in self.m.tensors]
+        try:
+            convert_lce_op(self.g, op.name, op.custom_options, op.inputs, op.outputs,
+                           self.lce_tensors, self.tmap)
+        except (ValueError, TypeError, KeyError, IndexError) as e:  # refused, or bad options
+            raise UnsupportedModelError(f"{op.describe()}: {e}") from None
 
     def _adopt(self, op: TflOp, first: int, layer: str, outs: list[int]) -> None:
         """Name the builder's tensors after the .tflite's and check its outputs agree."""
@@ -609,7 +282,7 @@ def _unsupported_op_message(op: TflOp) -> str:
 # -- handlers: op -> builder call --------------------------------------------------------------
 
 
-def _fully_connected(im: _Importer, op: TflOp, name: str) -> int:
+def _fully_connected(im: _Importer, op: TflOp, name: str, build: Callable) -> int:
     o = op.options
     if o is not None and o.WeightsFormat() != 0:
         raise UnsupportedModelError(f"{op.describe()}: weights_format "
@@ -617,16 +290,14 @@ def _fully_connected(im: _Importer, op: TflOp, name: str) -> int:
     w, scales = im.weights(op, 1, axis=0)
     if w.ndim != 2:
         raise UnsupportedModelError(f"{op.describe()}: weights shape {w.shape}, expected 2-D")
-    x = im.act(op, 0)
-    im.per_tensor(op, op.inputs[0], "input")
+    x = im.x(op, 0)
     b = im.bias(op, 2, w.shape[0])
     scale, zp = im.out(op)
-    fc = _builder(op, "fully_connected", "fully_connected")
-    return fc(im.g, x, w, scales, b, scale, zp, activation=im.activation(op), name=name)
+    return build(im.g, x, w, scales, b, scale, zp, activation=im.activation(op), name=name)
 
 
 def _padding(op: TflOp) -> str:
-    name = _PADDINGS.get(op.options.Padding(), str(op.options.Padding()))
+    name = PADDINGS.get(op.options.Padding(), str(op.options.Padding()))
     if name not in ("SAME", "VALID"):
         raise UnsupportedModelError(f"{op.describe()}: padding {name} is not supported "
                                     "(SAME, VALID are)")
@@ -640,25 +311,22 @@ def _conv_geometry(op: TflOp) -> dict:
             "padding": _padding(op)}
 
 
-def _conv2d(im: _Importer, op: TflOp, name: str) -> int:
+def _conv2d(im: _Importer, op: TflOp, name: str, build: Callable) -> int:
     w, scales = im.weights(op, 1, axis=0)
-    x = im.act(op, 0)
-    im.per_tensor(op, op.inputs[0], "input")
+    x = im.x(op, 0)
     xs = im.t(op.inputs[0]).shape
     if w.ndim != 4 or len(xs) != 4 or xs[3] != w.shape[3]:
         raise UnsupportedModelError(f"{op.describe()}: filter shape {w.shape} for input shape "
                                     f"{xs}; only ungrouped NHWC convolutions are supported")
     b = im.bias(op, 2, w.shape[0])
     scale, zp = im.out(op)
-    conv = _builder(op, "conv", "conv2d")
-    return conv(im.g, x, w, scales, b, scale, zp, activation=im.activation(op), name=name,
-                **_conv_geometry(op))
+    return build(im.g, x, w, scales, b, scale, zp, activation=im.activation(op), name=name,
+                 **_conv_geometry(op))
 
 
-def _depthwise_conv2d(im: _Importer, op: TflOp, name: str) -> int:
+def _depthwise_conv2d(im: _Importer, op: TflOp, name: str, build: Callable) -> int:
     w, scales = im.weights(op, 1, axis=3)
-    x = im.act(op, 0)
-    im.per_tensor(op, op.inputs[0], "input")
+    x = im.x(op, 0)
     xs = im.t(op.inputs[0]).shape
     if w.ndim != 4 or w.shape[0] != 1 or len(xs) != 4 or w.shape[3] % xs[3]:
         raise UnsupportedModelError(f"{op.describe()}: filter shape {w.shape} for input shape "
@@ -670,58 +338,45 @@ def _depthwise_conv2d(im: _Importer, op: TflOp, name: str) -> int:
                                     f"the shapes give {dm}")
     b = im.bias(op, 2, w.shape[3])
     scale, zp = im.out(op)
-    dw = _builder(op, "conv", "depthwise_conv2d")
-    return dw(im.g, x, w, scales, b, scale, zp, depth_multiplier=dm,
-              activation=im.activation(op), name=name, **_conv_geometry(op))
+    return build(im.g, x, w, scales, b, scale, zp, depth_multiplier=dm,
+                 activation=im.activation(op), name=name, **_conv_geometry(op))
 
 
-def _pool(func: str) -> Callable:
-    def handler(im: _Importer, op: TflOp, name: str) -> int:
-        o = op.options
-        x = im.act(op, 0)
-        im.per_tensor(op, op.inputs[0], "input")
-        pool = _builder(op, "pool", func)
-        return pool(im.g, x, (o.FilterHeight(), o.FilterWidth()), (o.StrideH(), o.StrideW()),
-                    padding=_padding(op), activation=im.activation(op), name=name)
-    return handler
+def _pool(im: _Importer, op: TflOp, name: str, build: Callable) -> int:
+    o = op.options
+    return build(im.g, im.x(op, 0), (o.FilterHeight(), o.FilterWidth()),
+                 (o.StrideH(), o.StrideW()), padding=_padding(op),
+                 activation=im.activation(op), name=name)
 
 
-def _binary(func: str) -> Callable:
-    def handler(im: _Importer, op: TflOp, name: str) -> int:
-        if len(op.inputs) != 2:
-            raise UnsupportedModelError(f"{op.describe()}: {len(op.inputs)} inputs, expected 2")
-        x1, x2 = im.act(op, 0), im.act(op, 1)
-        for k in (0, 1):
-            im.per_tensor(op, op.inputs[k], f"input {k}")
-        scale, zp = im.out(op)
-        binary = _builder(op, "elementwise", func)
-        return binary(im.g, x1, x2, scale, zp, activation=im.activation(op), name=name)
-    return handler
-
-
-def _quantize(im: _Importer, op: TflOp, name: str) -> int:
-    x = im.act(op, 0)
-    im.per_tensor(op, op.inputs[0], "input")
+def _elementwise(im: _Importer, op: TflOp, name: str, build: Callable) -> int:
+    if len(op.inputs) != 2:
+        raise UnsupportedModelError(f"{op.describe()}: {len(op.inputs)} inputs, expected 2")
+    x1, x2 = im.x(op, 0, "input 0"), im.x(op, 1, "input 1")
     scale, zp = im.out(op)
-    return _builder(op, "elementwise", "quantize")(im.g, x, scale, zp, name=name)
+    return build(im.g, x1, x2, scale, zp, activation=im.activation(op), name=name)
 
 
-def _softmax(im: _Importer, op: TflOp, name: str) -> int:
-    x = im.act(op, 0)
-    im.per_tensor(op, op.inputs[0], "input")
+def _quantize(im: _Importer, op: TflOp, name: str, build: Callable) -> int:
+    x = im.x(op, 0)
+    scale, zp = im.out(op)
+    return build(im.g, x, scale, zp, name=name)
+
+
+def _softmax(im: _Importer, op: TflOp, name: str, build: Callable) -> int:
+    x = im.x(op, 0)
     im.out(op)
     beta = float(op.options.Beta()) if op.options is not None else 1.0
-    return _builder(op, "activations", "softmax")(im.g, x, beta=beta, name=name)
+    return build(im.g, x, beta=beta, name=name)
 
 
-def _logistic(im: _Importer, op: TflOp, name: str) -> int:
-    x = im.act(op, 0)
-    im.per_tensor(op, op.inputs[0], "input")
+def _logistic(im: _Importer, op: TflOp, name: str, build: Callable) -> int:
+    x = im.x(op, 0)
     im.out(op)
-    return _builder(op, "activations", "logistic")(im.g, x, name=name)
+    return build(im.g, x, name=name)
 
 
-def _reshape(im: _Importer, op: TflOp, name: str) -> int:
+def _reshape(im: _Importer, op: TflOp, name: str, build: Callable) -> int:
     """RESHAPE, SQUEEZE and EXPAND_DIMS: the data as it is, under the output's shape."""
     x = im.act(op, 0)
     xt, yt = im.t(op.inputs[0]), im.t(op.outputs[0])
@@ -738,12 +393,11 @@ def _reshape(im: _Importer, op: TflOp, name: str) -> int:
         if tuple(new_shape) != tuple(yt.shape):
             raise UnsupportedModelError(f"{op.describe()}: shape input {new_shape} disagrees "
                                         f"with the output shape {yt.shape}")
-    return _builder(op, "shape", "reshape")(im.g, x, list(yt.shape), name=name)
+    return build(im.g, x, list(yt.shape), name=name)
 
 
-def _pad(im: _Importer, op: TflOp, name: str) -> int:
-    x = im.act(op, 0)
-    im.per_tensor(op, op.inputs[0], "input")
+def _pad(im: _Importer, op: TflOp, name: str, build: Callable) -> int:
+    x = im.x(op, 0)
     paddings = im.value(op, 1, "paddings")
     _, zp = im.out(op)
     if op.name == "PADV2" and len(op.inputs) > 2 and op.inputs[2] >= 0:
@@ -751,20 +405,18 @@ def _pad(im: _Importer, op: TflOp, name: str) -> int:
         if value != zp:
             raise UnsupportedModelError(f"{op.describe()}: pads with {value}; only padding "
                                         f"with the zero point ({zp}, real 0) is supported")
-    return _builder(op, "shape", "pad")(im.g, x, paddings.reshape(-1, 2), name=name)
+    return build(im.g, x, paddings.reshape(-1, 2), name=name)
 
 
-def _mean(im: _Importer, op: TflOp, name: str) -> int:
-    x = im.act(op, 0)
-    im.per_tensor(op, op.inputs[0], "input")
+def _mean(im: _Importer, op: TflOp, name: str, build: Callable) -> int:
+    x = im.x(op, 0)
     axes = im.value(op, 1, "axes").ravel()
     scale, zp = im.out(op)
     keep = bool(op.options.KeepDims()) if op.options is not None else False
-    mean = _builder(op, "shape", "mean")
-    return mean(im.g, x, axes, keep_dims=keep, out_scale=scale, out_zero_point=zp, name=name)
+    return build(im.g, x, axes, keep_dims=keep, out_scale=scale, out_zero_point=zp, name=name)
 
 
-def _concatenation(im: _Importer, op: TflOp, name: str) -> int:
+def _concatenation(im: _Importer, op: TflOp, name: str, build: Callable) -> int:
     if im.activation(op) != "NONE":
         raise UnsupportedModelError(f"{op.describe()}: a fused activation on CONCATENATION "
                                     "is not supported for int8")
@@ -777,71 +429,53 @@ def _concatenation(im: _Importer, op: TflOp, name: str) -> int:
                 f"{op.describe()}: input {k} {im.t(i).describe()} is quantized with scale "
                 f"{im.t(i).scales[0]} zero point {im.zero_point(i)}, the output with {scale} "
                 f"{zp}; TFLM's int8 CONCATENATION needs them equal")
-    concat = _builder(op, "shape", "concatenation")
-    return concat(im.g, xs, int(op.options.Axis()), out_scale=scale, out_zero_point=zp,
-                  name=name)
+    return build(im.g, xs, int(op.options.Axis()), out_scale=scale, out_zero_point=zp,
+                 name=name)
 
 
-# op name -> (builder module, function) used by its handler, and the handler.
-_BUILDERS: dict[str, tuple[str, str]] = {
-    "FULLY_CONNECTED": ("fully_connected", "fully_connected"),
-    "CONV_2D": ("conv", "conv2d"),
-    "DEPTHWISE_CONV_2D": ("conv", "depthwise_conv2d"),
-    "AVERAGE_POOL_2D": ("pool", "average_pool2d"),
-    "MAX_POOL_2D": ("pool", "max_pool2d"),
-    "ADD": ("elementwise", "add"),
-    "MUL": ("elementwise", "mul"),
-    "QUANTIZE": ("elementwise", "quantize"),
-    "SOFTMAX": ("activations", "softmax"),
-    "LOGISTIC": ("activations", "logistic"),
-    "RESHAPE": ("shape", "reshape"),
-    "SQUEEZE": ("shape", "reshape"),
-    "EXPAND_DIMS": ("shape", "reshape"),
-    "PAD": ("shape", "pad"),
-    "PADV2": ("shape", "pad"),
-    "MEAN": ("shape", "mean"),
-    "CONCATENATION": ("shape", "concatenation"),
+# op name -> (its handler, the builder module and function it calls, passed as `build`)
+_OPS: dict[str, tuple[Callable, str, str]] = {
+    "FULLY_CONNECTED": (_fully_connected, "fully_connected", "fully_connected"),
+    "CONV_2D": (_conv2d, "conv", "conv2d"),
+    "DEPTHWISE_CONV_2D": (_depthwise_conv2d, "conv", "depthwise_conv2d"),
+    "AVERAGE_POOL_2D": (_pool, "pool", "average_pool2d"),
+    "MAX_POOL_2D": (_pool, "pool", "max_pool2d"),
+    "ADD": (_elementwise, "elementwise", "add"),
+    "MUL": (_elementwise, "elementwise", "mul"),
+    "QUANTIZE": (_quantize, "elementwise", "quantize"),
+    "SOFTMAX": (_softmax, "activations", "softmax"),
+    "LOGISTIC": (_logistic, "activations", "logistic"),
+    "RESHAPE": (_reshape, "shape", "reshape"),
+    "SQUEEZE": (_reshape, "shape", "reshape"),
+    "EXPAND_DIMS": (_reshape, "shape", "reshape"),
+    "PAD": (_pad, "shape", "pad"),
+    "PADV2": (_pad, "shape", "pad"),
+    "MEAN": (_mean, "shape", "mean"),
+    "CONCATENATION": (_concatenation, "shape", "concatenation"),
 }
-_HANDLERS: dict[str, Callable] = {
-    "FULLY_CONNECTED": _fully_connected,
-    "CONV_2D": _conv2d,
-    "DEPTHWISE_CONV_2D": _depthwise_conv2d,
-    "AVERAGE_POOL_2D": _pool("average_pool2d"),
-    "MAX_POOL_2D": _pool("max_pool2d"),
-    "ADD": _binary("add"),
-    "MUL": _binary("mul"),
-    "QUANTIZE": _quantize,
-    "SOFTMAX": _softmax,
-    "LOGISTIC": _logistic,
-    "RESHAPE": _reshape,
-    "SQUEEZE": _reshape,
-    "EXPAND_DIMS": _reshape,
-    "PAD": _pad,
-    "PADV2": _pad,
-    "MEAN": _mean,
-    "CONCATENATION": _concatenation,
-}
-SUPPORTED_OPS = tuple(sorted(_HANDLERS))
+SUPPORTED_OPS = tuple(sorted(_OPS))  # builtin ops; LCE's custom ops: lce_import.LCE_OPS
 
 
 def supported_ops() -> list[str]:
-    """The ops this converter maps whose builder is present (imported to check)."""
+    """The builtin ops this converter maps whose builder is present (imported to check), then
+    the LCE custom ops."""
     ok = []
     for name in SUPPORTED_OPS:
-        module, func = _BUILDERS[name]
+        _, module, func = _OPS[name]
         try:
             getattr(importlib.import_module(f"converter.layers.{module}"), func)
         except (ImportError, AttributeError):
             continue
         ok.append(name)
-    return ok
+    return ok + [f"CUSTOM({name})" for name in LCE_OPS]
 
 
 # --------------------------------------------------------------------------------------------
 
 
 def import_tflite(data: bytes, source_name: str | None = None) -> Graph:
-    """The tinyrt Graph of an int8 .tflite model (raises UnsupportedModelError)."""
+    """The tinyrt Graph of an int8 .tflite model, LCE binary layers included (raises
+    UnsupportedModelError)."""
     data = bytes(data)
     m = read_tflite(data)
     if not m.inputs or not m.outputs:
@@ -850,13 +484,16 @@ def import_tflite(data: bytes, source_name: str | None = None) -> Graph:
     _check_ops(m, kept, const)
     g = _Importer(m, const).run(kept)
     used = {i for op in kept for i in op.inputs if i in const and m.tensors[i].quantized}
+    binary = sum(int(np.prod(t.shape)) for t in g.tensors if t.is_const and t.dtype == "packed")
     g.metadata.update({
-        "parameters": int(sum(const[i].size for i in used)),
+        "parameters": int(sum(const[i].size for i in used)) + binary,  # binary weights: bits
         "source_sha256": hashlib.sha256(data).hexdigest(),
         "source_ops": [op.name for op in m.ops],
         "folded_ops": [f"{op.index}:{op.name}" for op in folded],
         "source_description": m.description,
     })
+    if binary:
+        g.metadata["binary_parameters"] = binary
     if source_name:
         g.metadata["source"] = source_name
     return g

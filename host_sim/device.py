@@ -47,10 +47,12 @@ f.close()
 
 def invoke_models(cases: list[tuple[bytes, list[list[np.ndarray]]]], interpreter: str,
                   heap: int | None = None, fast: bool = True) -> list[list[list[np.ndarray]]]:
-    """For each (model bytes, examples): the raw outputs of every example, as flat arrays.
+    """For each (model bytes, examples): the raw outputs of every example, as flat int64 arrays.
 
-    An example is a list of input arrays (one per model input). All models run in one
-    interpreter process. fast=False keeps the reference kernels where viper twins exist."""
+    An example is a list of input arrays (one per model input) of what Tensor.set takes: int8
+    values for an int8 input, int32 words for an int32 or bit-packed one (signed or unsigned).
+    Outputs are what Tensor.tolist gives: int8 values, or signed int32 words. All models run in
+    one interpreter process. fast=False keeps the reference kernels where viper twins exist."""
     # one line per model ("name count"), then one JSON line per example: the script reads a
     # line at a time, so a board-sized --heap measures the model, not the harness
     lines = []

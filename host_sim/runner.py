@@ -1,5 +1,6 @@
 """The jobs behind `tinyrt convert` and `tinyrt run`: .tflite -> model file with a summary, and
-batches of raw int8 inputs through a model file on one of the three interpreters."""
+batches of raw inputs (int8 values, or int32 words for bit-packed and int32 tensors) through a
+model file on one of the three interpreters."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ from .device import invoke_batch
 from .interpreters import InterpreterError
 
 # Ops whose cost is counted in multiply-accumulates: weights are input 1, and every output
-# element takes (weight elements / output channels) MACs — kh*kw*Cin for CONV_2D, kh*kw for
-# DEPTHWISE_CONV_2D, n_in for FULLY_CONNECTED.
-MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+# element takes (weight elements / output channels) MACs — kh*kw*Cin for CONV_2D and BCONV_2D,
+# kh*kw for DEPTHWISE_CONV_2D, n_in for FULLY_CONNECTED and BFULLY_CONNECTED. The binary ops'
+# MACs are binary (one XNOR-popcount bit each; a packed tensor's shape counts channels).
+BINARY_MAC_OPS = ("BCONV_2D", "BFULLY_CONNECTED")
+MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") + BINARY_MAC_OPS
+WORD_DTYPES = ("int32", "packed")  # tensors fed and returned as int32 words
 
 
 class RunnerError(Exception):
@@ -26,6 +30,15 @@ class RunnerError(Exception):
 
 def _size(shape) -> int:
     return int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+
+
+def stored_shape(spec: dict) -> tuple[int, ...]:
+    """The shape of a model input/output as its values are given and returned: a packed
+    tensor's last dimension counts int32 words, (C + 31) // 32 for C channels."""
+    shape = tuple(spec["shape"])
+    if spec["dtype"] == "packed":
+        shape = shape[:-1] + ((shape[-1] + 31) // 32,)
+    return shape
 
 
 def op_macs(d: dict) -> list[int]:
@@ -57,6 +70,10 @@ class ConversionReport:
         d = self.info
         counts = Counter(d["ops"])
         ops = ", ".join(f"{n} x{c}" if c > 1 else n for n, c in counts.items())
+        binary = sum(m for m, name in zip(self.macs, d["ops"]) if name in BINARY_MAC_OPS)
+        macs = f"{sum(self.macs):,} per inference"
+        if binary:
+            macs += f" ({binary:,} of them binary: one XNOR-popcount bit each)"
         lines = [
             f"converted {self.source} -> {self.output}",
             f"  ops           {len(d['ops'])}: {ops}",
@@ -64,7 +81,7 @@ class ConversionReport:
             f"  weight bytes  {d['weight_bytes']:,} (constants incl. requantization tables)",
             f"  arena bytes   {d['arena_bytes']:,}",
             f"  file bytes    {d['file_bytes']:,} (.tflite {self.tflite_bytes:,})",
-            f"  MACs          {sum(self.macs):,} per inference",
+            f"  MACs          {macs}",
         ]
         folded = d["metadata"].get("folded_ops") or []
         if folded:
@@ -76,6 +93,8 @@ class ConversionReport:
         for i, o in enumerate(d["operators"]):
             y = d["tensors"][o["outputs"][0]]
             mac = f"{self.macs[i]:>10,} MACs" if self.macs[i] else ""
+            if self.macs[i] and o["name"] in BINARY_MAC_OPS:
+                mac += " (binary)"
             lines.append(f"  {i:3d} {o['name']:<18} -> {tuple(y['shape'])!s:<16} {mac}")
         return "\n".join(lines)
 
@@ -125,31 +144,45 @@ def _read_model(path: str | Path) -> tuple[bytes, dict]:
 
 
 def batch_examples(x: np.ndarray, d: dict) -> list[list[np.ndarray]]:
-    """Split raw int8 inputs along axis 0, each reshaped to the model's input shape."""
+    """Split raw inputs along axis 0, each reshaped to the model's input shape: int8 values for
+    an int8 input, int32 words for an int32 or bit-packed one (packed: the last dimension
+    counts words, LCE's layout)."""
     if len(d["inputs"]) != 1:
         raise RunnerError(f"the model has {len(d['inputs'])} inputs; tinyrt run feeds one")
     spec = d["inputs"][0]
-    shape = tuple(spec["shape"])
+    dtype, shape = spec["dtype"], stored_shape(spec)
+    if dtype not in ("int8",) + WORD_DTYPES:
+        raise RunnerError(f"the model input {spec['name']!r} is {dtype}; tinyrt run feeds "
+                          "int8, int32 and packed inputs")
+    words = dtype in WORD_DTYPES
     if x.dtype.kind not in "iu":
+        if words:
+            raise RunnerError(f"the input array holds {x.dtype} values; the model input is "
+                              f"{dtype}: tinyrt run takes its int32 words (bit-packed: channel "
+                              "c in word c // 32, bit c % 32, bit 1 = -1)")
         raise RunnerError(f"the input array holds {x.dtype} values; tinyrt run takes raw int8 "
                           f"tensor values (quantize with scale {spec['scale']:.6g} and zero "
                           f"point {spec['zero_point']} first)")
     if x.ndim < 1 or x.shape[0] == 0:
         raise RunnerError(f"the input array has shape {x.shape}; axis 0 must be the batch")
-    if x.size and (x.min() < -128 or x.max() > 127):
-        raise RunnerError(f"input values range over [{x.min()}, {x.max()}], outside int8 "
-                          "[-128, 127]")
+    lo, hi, kind = (-(2**31), 2**32 - 1, "int32 words") if words else (-128, 127, "int8")
+    if x.size and (int(x.min()) < lo or int(x.max()) > hi):
+        raise RunnerError(f"input values range over [{x.min()}, {x.max()}], outside {kind} "
+                          f"[{lo}, {hi}]")
     per = _size(x.shape[1:])
     if per != _size(shape):
+        what = "int32 words" if words else "values"
         raise RunnerError(f"each input x[i] has shape {x.shape[1:]} ({per} values) but the "
                           f"model input {spec['name']!r} has shape {shape} ({_size(shape)} "
-                          f"values); axis 0 of the array is the batch")
-    return [[x[i].reshape(shape).astype(np.int8)] for i in range(x.shape[0])]
+                          f"{what}); axis 0 of the array is the batch")
+    cast = np.int64 if words else np.int8
+    return [[x[i].reshape(shape).astype(cast)] for i in range(x.shape[0])]
 
 
 def run(model_path: str | Path, x: np.ndarray, interpreter: str = "cpython",
         heap: int | None = None) -> tuple[np.ndarray | list[np.ndarray], dict]:
-    """Raw int8 outputs of every x[i]: one array (n,) + output shape per model output."""
+    """Raw outputs of every x[i]: one array (n,) + output shape per model output, int8 for an
+    int8 output, signed int32 words for an int32 or bit-packed one (last dimension: words)."""
     model, d = _read_model(model_path)
     examples = batch_examples(np.asarray(x), d)
     where = interpreter if heap is None else f"{interpreter} (heap {heap:,} B)"
@@ -161,8 +194,9 @@ def run(model_path: str | Path, x: np.ndarray, interpreter: str = "cpython",
         raise RunnerError(f"{where}: {_error_line(e)}") from None
     outs = []
     for k, spec in enumerate(d["outputs"]):
-        shape = (len(rows),) + tuple(spec["shape"])
-        outs.append(np.stack([r[k] for r in rows]).astype(np.int8).reshape(shape))
+        shape = (len(rows),) + stored_shape(spec)
+        cast = np.int32 if spec["dtype"] in WORD_DTYPES else np.int8
+        outs.append(np.stack([r[k] for r in rows]).astype(cast).reshape(shape))
     return outs, d
 
 

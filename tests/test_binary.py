@@ -1,6 +1,7 @@
 """Binary layers: the bit convention of device and converter agree, and every binary kernel
 matches the numpy oracle of Larq Compute Engine semantics (host_sim/oracle/lce_ref.py) on
-every interpreter, invoke() under heap_lock."""
+every interpreter, invoke() under heap_lock, through the public path (Tensor.set / tolist:
+packed tensors as int32 words)."""
 
 from __future__ import annotations
 
@@ -16,74 +17,19 @@ from tinyrt import bitpack as device_bitpack
 from converter import bitpack, writer
 from converter.graph import Graph
 from converter.layers import binary
+from host_sim.device import invoke_models
 from host_sim.interpreters import run
 from host_sim.oracle import lce_ref
 
-# Feeds raw int8 bytes into each input tensor's buffer (packed inputs are int32 words seen as
-# 4 signed bytes each), invokes with the heap locked, prints each output's raw bytes.
-RUN_RAW = r"""
-import json, micropython, tinyrt
-f = open("cases.json")
-cases = json.loads(f.read())
-f.close()
-for c in range(len(cases)):
-    m = tinyrt.load("model%d.trt" % c)
-    outs = []
-    for j in range(m.n_outputs):
-        outs.append(m.output(j).data)
-    for ex in cases[c]:
-        for i in range(len(ex)):
-            d = m.input(i).data
-            v = ex[i]
-            if len(v) != len(d):
-                raise ValueError("input %d takes %d bytes, got %d" % (i, len(d), len(v)))
-            for k in range(len(v)):
-                d[k] = v[k]
-        micropython.heap_lock()
-        try:
-            m.invoke()
-        finally:
-            micropython.heap_unlock()
-        row = []
-        for o in outs:
-            row.append(list(o))
-        print(json.dumps(row))
-    m = None
-    outs = None
-"""
 
-
-def raw_bytes(a: np.ndarray) -> list[int]:
-    """A tensor's stored bytes as int8 values: int8 as is, int32 words little-endian."""
-    a = np.asarray(a)
-    if a.dtype == np.int8:
-        return a.ravel().astype(int).tolist()
-    return np.ascontiguousarray(a, dtype="<i4").view(np.int8).ravel().astype(int).tolist()
-
-
-def run_raw(cases: list[tuple[bytes, list[list[np.ndarray]]]], interpreter: str,
-            heap: int | None = None) -> list[list[list[np.ndarray]]]:
-    """For each (model bytes, examples): each example's outputs as raw int8 byte arrays (view
-    a packed output as '<i4' words). All models run in one interpreter process."""
-    payload = json.dumps([[[raw_bytes(a) for a in ex] for ex in examples]
-                          for _, examples in cases])
-    files = {f"model{i}.trt": model for i, (model, _) in enumerate(cases)}
-    files["cases.json"] = payload
-    r = run(RUN_RAW, interpreter, heap=heap, files=files)
-    lines = r.stdout.rstrip("\n").split("\n") if r.stdout.strip() else []
-    want = sum(len(ex) for _, ex in cases)
-    if len(lines) != want:
-        raise AssertionError(f"{interpreter}: {len(lines)} results for {want} examples:\n"
-                             f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
-    results, pos = [], 0
-    for _, examples in cases:
-        results.append([[np.array(o, dtype=np.int8) for o in json.loads(line)]
-                        for line in lines[pos: pos + len(examples)]])
-        pos += len(examples)
-    return results
+def values(a: np.ndarray) -> np.ndarray:
+    """A tensor's values as Tensor.set takes and Tensor.tolist gives them: int8 values, or the
+    int32 words of a packed tensor (the last dimension counts words)."""
+    return np.asarray(a).ravel()
 
 
 def words_of(raw: np.ndarray) -> np.ndarray:
+    """The int32 words of a packed tensor's raw bytes (int8 items)."""
     return np.ascontiguousarray(raw, dtype=np.int8).view("<i4").astype(np.int32)
 
 
@@ -120,6 +66,43 @@ def test_bit_convention_device_converter_oracle(rows, channels, zero_point, seed
         dot = int(np.dot(lce_ref.unpack(host[r], channels), lce_ref.unpack(other[r], channels)))
         assert dot == channels - 2 * dev
         assert device_bitpack.popcount(y, r * rb, rb) == int(np.sum(x[r] < zero_point))
+
+
+PACKED_API = r"""
+import tinyrt
+m = tinyrt.load("m.trt")
+x = m.input(0)
+def attempt(values):
+    try:
+        x.set(values)
+        print("ok", x.tolist())
+    except tinyrt.TinyrtError as e:
+        print(type(e).__name__, e)
+attempt([-1, 0x7FFFFFFF, 255, -2147483648, 1 << 29, 0])
+attempt([0xFFFFFFFF, 0x80000000, 0, 0x40000000, 5, 1])
+attempt([0, 0, 0, 0, 0, 1 << 8])
+attempt([0, 0, 0, 0, 0])
+attempt([0, 0, 1 << 32, 0, 0, 0])
+print(m.invoke([0, 0, 255, 0, 0, 0]).tolist())
+"""
+
+
+def test_packed_tensor_set_and_tolist(interpreter):
+    """Tensor.set / tolist of a packed tensor take and give int32 words (unsigned words are
+    taken too), refuse bits past the last channel, and feed invoke(x), on every interpreter."""
+    g = Graph()
+    x = g.add_activation("x", (2, 72), 1.0, 0, "packed")  # 2 rows of 3 words (8 bits used)
+    g.inputs.append(x)
+    g.outputs.append(binary.unbinarize(g, x, 1.0, 0))
+    r = run(PACKED_API, interpreter, files={"m.trt": writer.serialize(g)})
+    lines = r.stdout.strip().split("\n")
+    assert lines[0] == "ok [-1, 2147483647, 255, -2147483648, 536870912, 0]"
+    assert lines[1] == "ok [-1, -2147483648, 0, 1073741824, 5, 1]"
+    assert lines[2].startswith("ShapeError word 5 of packed tensor 'x' sets bits past channel "
+                               "71 of its row")
+    assert lines[3] == "ShapeError tensor 'x' (packed, shape (2, 72)) takes 6 int32 words, got 5"
+    assert lines[4].startswith("ShapeError word 4294967296 at 2 is outside int32")
+    assert json.loads(lines[5]) == [1] * 64 + [-1] * 8 + [1] * 72
 
 
 def test_popcount_table():
@@ -167,10 +150,10 @@ def _output_args(rng, k: int, cout: int) -> dict:
 
 
 def _expect(dot_fn, k, out):
-    """Oracle output (raw int8 bytes) of the dot products for the output args."""
+    """Oracle output (int8 values or int32 words) of the dot products for the output args."""
     if "thresholds" in out:
-        return lambda x: raw_bytes(lce_ref.output_bits(dot_fn(x), k, out["thresholds"]))
-    return lambda x: raw_bytes(lce_ref.output_int8(
+        return lambda x: values(lce_ref.output_bits(dot_fn(x), k, out["thresholds"]))
+    return lambda x: values(lce_ref.output_int8(
         dot_fn(x), k, out["multiplier"], out["bias"], out["out_scale"], out["out_zero_point"],
         out["activation"]))
 
@@ -234,7 +217,7 @@ def bit_op_case(rng):
         xs[1][..., 0] = zp  # x == zero point is +1
 
         def expect(v):
-            return raw_bytes(lce_ref.quantize(v, zp))
+            return values(lce_ref.quantize(v, zp))
     elif kind == "unbinarize":
         scale = float(np.float32(rng.choice([rng.uniform(0.004, 2.0), 0.4, 2 / 3, 1 / 3,
                                              0.0078125])))
@@ -244,7 +227,7 @@ def bit_op_case(rng):
         xs = [_random_words(rng, (n, h, w), c) for _ in range(2)]
 
         def expect(v):
-            return raw_bytes(lce_ref.dequantize(v, c, scale, zp))
+            return values(lce_ref.dequantize(v, c, scale, zp))
     else:
         fh, fw, sh, sw = (int(v) for v in rng.integers(1, 4, 4))
         padding = str(rng.choice(["SAME", "VALID"]))
@@ -256,7 +239,7 @@ def bit_op_case(rng):
         xs = [lce_ref.pack(rng.random((n, h, w, c)) < 0.8) for _ in range(2)]
 
         def expect(v):
-            return raw_bytes(lce_ref.bmaxpool(v, (fh, fw), (sh, sw), padding))
+            return values(lce_ref.bmaxpool(v, (fh, fw), (sh, sw), padding))
     g.inputs.append(x)
     g.outputs.append(y)
     return writer.serialize(g), xs, expect
@@ -264,10 +247,10 @@ def bit_op_case(rng):
 
 def check_cases(make_case, seed: int, n: int, interpreter: str) -> None:
     cases = [make_case(np.random.default_rng([seed, i])) for i in range(n)]
-    results = run_raw([(model, [[x] for x in xs]) for model, xs, _ in cases], interpreter)
+    results = invoke_models([(model, [[x] for x in xs]) for model, xs, _ in cases], interpreter)
     for (_, xs, expect), rows in zip(cases, results):
         for x, (y,) in zip(xs, rows):
-            np.testing.assert_array_equal(y, np.array(expect(x), dtype=np.int8))
+            np.testing.assert_array_equal(y, expect(x))
 
 
 SEEDS = st.integers(0, 2**32 - 1)
@@ -344,9 +327,9 @@ def test_bitpacked_output_from_float_multiplier(seed):
                                              activation=act))
     m = tinyrt.load(writer.serialize(g))
     xw = _random_words(rng, (4,), n_in)
-    m.input(0).data[:] = array("b", np.ascontiguousarray(xw, "<i4").tobytes())
+    m.input(0).set(xw.ravel().tolist())
     m.invoke()
-    got = lce_ref.unpack(words_of(np.array(m.output(0).tolist(), np.int8)).reshape(4, -1), n_out)
+    got = lce_ref.unpack(np.array(m.output(0).tolist(), np.int32).reshape(4, -1), n_out)
     lo, hi = binary.activation_clamp(act, n_in)
     dot = np.clip(lce_ref.unpack(xw, n_in) @ lce_ref.unpack(w, n_in).T, lo, hi)
     y = dot * mul.astype(np.float64) + bias
@@ -384,9 +367,7 @@ def test_float_layers_fold_scale_and_batch_norm():
         g.inputs.append(x)
         g.outputs.append(y)
         m = tinyrt.load(writer.serialize(g))
-        m.input(0).data[:] = array("b", np.ascontiguousarray(
-            lce_ref.pack(x_signs < 0), "<i4").tobytes())
-        got = np.array(m.invoke().tolist())
+        got = np.array(m.invoke(lce_ref.pack(x_signs < 0).ravel().tolist()).tolist())
         want = np.clip(np.round(ref / 0.05) - 3, -128, 127).ravel()
         assert np.max(np.abs(got - want)) <= 1
 
