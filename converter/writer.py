@@ -7,6 +7,7 @@ import json
 import numpy as np
 
 from tinyrt import fileformat as ff
+from tinyrt.stream import plan_reads
 
 from . import schema
 from .graph import DTYPE_CODES, Graph
@@ -61,12 +62,25 @@ def _const_blob(g: Graph) -> tuple[dict[int, int], bytes]:
     return offsets, bytes(blob)
 
 
-def serialize(g: Graph, scratch_bytes: int = 0) -> bytes:
-    """The model file for graph `g`."""
+def stream_scratch_bytes(g: Graph, const_offsets: dict[int, int]) -> int:
+    """The scratch buffer streaming needs: the largest operator's constants, laid out as the
+    runtime reads them (tinyrt.stream.plan_reads, on DATA-relative offsets)."""
+    need = 0
+    for op in g.ops:
+        consts = {t for t in op.inputs if t >= 0 and g.tensors[t].is_const}
+        spans = [(const_offsets[t], g.tensors[t].nbytes) for t in sorted(consts)]
+        need = max(need, plan_reads(spans)[1])
+    return need
+
+
+def serialize(g: Graph, scratch_bytes: int | None = None) -> bytes:
+    """The model file for graph `g`. META's scratch_bytes defaults to what streaming needs."""
     if not g.inputs or not g.outputs:
         raise ValueError("graph needs at least one input and one output")
     arena_offsets, arena_bytes = plan(g)
     const_offsets, blob = _const_blob(g)
+    if scratch_bytes is None:
+        scratch_bytes = stream_scratch_bytes(g, const_offsets)
     records = []
     for i, t in enumerate(g.tensors):
         if t.is_const:

@@ -54,7 +54,60 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import main as demo_main
 
-    return demo_main()
+    return demo_main(use_cache=not args.no_cache, calibration=args.calibration)
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    import dataclasses
+    import math
+
+    import numpy as np
+
+    from converter import ptq
+    from converter.inspect_model import describe
+
+    try:
+        model = ptq.load_float_model(args.model)
+    except (OSError, ValueError, KeyError) as e:
+        return _fail(f"cannot read {args.model} as a float model (.npz or float32 .tflite): {e}")
+    try:
+        calib = np.load(args.calib, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        return _fail(f"cannot read {args.calib} as a .npy array: {e}")
+    binary = [s.strip() for s in (args.binary or "").split(",") if s.strip()]
+    input_range = None
+    if args.input_range:
+        try:
+            input_range = tuple(float(v) for v in args.input_range.split(","))
+            assert len(input_range) == 2
+        except (ValueError, AssertionError):
+            return _fail(f"--input-range {args.input_range!r}: expected LO,HI")
+    try:
+        q = ptq.quantize(model, calib, calibration=args.calibration, percentile=args.percentile,
+                         binary=binary, bias_correction=args.bias_correction,
+                         input_range=input_range)
+        data = q.model_bytes
+    except (ValueError, KeyError) as e:
+        return _fail(f"{args.model}: {e}")
+    out = Path(args.output) if args.output else Path(args.model).with_suffix(".trt")
+    try:
+        out.write_bytes(data)
+    except OSError as e:
+        return _fail(f"cannot write {out}: {e.strerror or e}")
+    for w in q.warnings:
+        print(f"tinyrt: warning: {w}", file=sys.stderr)
+    d = describe(data)
+    s, zp = q.input_params
+    print(f"wrote {out}: {' -> '.join(d['ops'])}; file {d['file_bytes']:,} B, weights "
+          f"{d['weight_bytes']:,} B, arena {d['arena_bytes']:,} B; input scale {s:.6g} "
+          f"zero point {zp}; calibrated on {len(calib)} inputs ({args.calibration})")
+    if args.report:
+        print(ptq.format_report(q.report))
+    if args.report_json:
+        rows = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                 for k, v in dataclasses.asdict(r).items()} for r in q.report]
+        Path(args.report_json).write_text(json.dumps(rows, indent=1))
+    return 0
 
 
 def _fail(message: str) -> int:
@@ -62,17 +115,41 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _print_fit(model: Path, board: str) -> int:
+    """Print whether `model` fits `board`: 0 it fits, 1 it does not, 2 it cannot be assessed."""
+    from converter.fit import FitError, boards, fit
+
+    try:
+        profile = boards.get(board)
+    except KeyError as e:
+        return _fail(str(e.args[0]))
+    try:
+        data = model.read_bytes()
+    except OSError as e:
+        return _fail(f"cannot read {model}: {e.strerror or e}")
+    try:
+        f = fit(data, profile, model.name)
+    except FitError as e:
+        return _fail(f"{model}: {e}")
+    print(f.report())
+    return 0 if f.fits else 1
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    return _print_fit(Path(args.model), args.board)
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from .runner import RunnerError, convert
 
-    if args.board:
-        print(f"tinyrt: note: --board {args.board} accepted but not used yet: board profiles "
-              "(RAM/flash fit, latency) are not available in this version", file=sys.stderr)
     try:
         report = convert(args.model, args.output)
     except RunnerError as e:
         return _fail(str(e))
     print(report.summary())
+    if args.board:
+        print()
+        return _print_fit(Path(report.output), args.board)
     return 0
 
 
@@ -118,6 +195,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _board_names() -> list[str]:
+    from converter.fit import boards
+
+    return boards.names()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tinyrt", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -128,8 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
     conv = sub.add_parser("convert", help="convert an int8 .tflite model to a tinyrt model file")
     conv.add_argument("model", help="MODEL.tflite")
     conv.add_argument("-o", "--output", help="model file to write (default: MODEL.trt)")
-    conv.add_argument("--board", help="target board (accepted; board profiles come later)")
+    conv.add_argument("--board", help="also tell whether the model fits this board "
+                      "(exit 1 if not): " + ", ".join(_board_names()))
     conv.set_defaults(func=cmd_convert)
+    fitp = sub.add_parser("fit", help="does a model file fit a board: flash, RAM, loading mode "
+                          "(exit 0 fits, 1 does not)")
+    fitp.add_argument("model", help="MODEL.trt")
+    fitp.add_argument("--board", required=True, help=", ".join(_board_names()))
+    fitp.set_defaults(func=cmd_fit)
     run = sub.add_parser("run", help="run raw int8 inputs through a model file")
     run.add_argument("model", help="MODEL.trt")
     run.add_argument("--input", required=True, help="X.npy: raw int8 inputs, batch on axis 0")
@@ -138,7 +227,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--heap", type=int, help="MicroPython heap size in bytes")
     run.set_defaults(func=cmd_run)
     demo = sub.add_parser("demo", help="run the end-to-end demo on the host simulator")
+    demo.add_argument("--no-cache", action="store_true", help="train again, cache nothing")
+    demo.add_argument("--calibration", choices=("minmax", "percentile"), default="minmax")
     demo.set_defaults(func=cmd_demo)
+    quant = sub.add_parser("quantize", help="quantize a float model (.npz or float32 .tflite) "
+                           "to a tinyrt model file")
+    quant.add_argument("model", help="FLOAT_MODEL.npz (converter.float_model) or .tflite")
+    quant.add_argument("-o", "--output", help="model file to write (default: MODEL.trt)")
+    quant.add_argument("--calib", required=True,
+                       help="X.npy: real calibration inputs, batch on axis 0")
+    quant.add_argument("--calibration", choices=("minmax", "percentile"), default="minmax")
+    quant.add_argument("--percentile", type=float, default=99.99,
+                       help="with --calibration percentile: keep this percentile (default "
+                       "99.99) and 100 minus it")
+    quant.add_argument("--binary", metavar="LAYER,...", help="Dense / Conv2D layers to make "
+                       "binary (XNOR-popcount)")
+    quant.add_argument("--bias-correction", action=argparse.BooleanOptionalAction,
+                       default=True, help="remove each layer's mean quantization error "
+                       "through its bias (default: on)")
+    quant.add_argument("--input-range", metavar="LO,HI",
+                       help="the input's real range instead of its calibrated one")
+    quant.add_argument("--report", action="store_true", help="print the per-layer report")
+    quant.add_argument("--report-json", metavar="FILE", help="write the report as JSON")
+    quant.set_defaults(func=cmd_quantize)
     return p
 
 

@@ -101,10 +101,13 @@ class OpRecord:
 
 
 class ModelFile:
-    """The parsed tables of a model file; constant data stays in `buf` (not copied)."""
+    """The parsed tables of a model file; constant data stays in `buf` (not copied).
 
-    def __init__(self, buf):
+    When the weights are streamed, `buf` holds only the bytes before the DATA section."""
+
+    def __init__(self, buf, file_bytes):
         self.buf = buf
+        self.file_bytes = file_bytes  # of the whole file, DATA included
         self.version = 0
         self.sections = []  # (kind, offset, length, crc32)
         self.arena_bytes = 0
@@ -115,6 +118,7 @@ class ModelFile:
         self.ops = []
         self.data_offset = 0
         self.data_length = 0
+        self.data_crc = 0  # CRC32 of DATA from the section table
         self.metadata_span = None  # (offset, length) of the METADATA section
 
 
@@ -122,11 +126,16 @@ def _crc32(buf, off, length):
     return _crc_fn(memoryview(buf)[off : off + length]) & 0xFFFFFFFF
 
 
-def _crc32_bytecode(data):
+def crc32(data, crc=0):
+    """CRC32 of `data` continuing from `crc` (as binascii.crc32), for checks in chunks."""
+    return _crc_fn(data, crc) & 0xFFFFFFFF
+
+
+def _crc32_bytecode(data, crc=0):
     # Fallback for firmware built without binascii.crc32. The register is kept as two 16-bit
     # halves so that no intermediate leaves a 31-bit small int.
-    hi = 0xFFFF
-    lo = 0xFFFF
+    hi = ((crc >> 16) & 0xFFFF) ^ 0xFFFF
+    lo = (crc & 0xFFFF) ^ 0xFFFF
     for b in data:
         lo ^= b & 0xFF
         for _ in range(8):
@@ -145,12 +154,19 @@ except ImportError:  # pragma: no cover - firmware without binascii.crc32
     _crc_fn = _crc32_bytecode
 
 
-def read_model(buf):
-    """Parse and validate a model file held in `buf` (any buffer). Raises ModelError."""
-    size = len(buf)
-    if size < HEADER_SIZE:
+def read_model(buf, file_bytes=None):
+    """Parse and validate a model file held in `buf` (any buffer). Raises ModelError.
+
+    With `file_bytes` (the weights are streamed), `buf` holds only the file's first len(buf)
+    bytes: every section but DATA, which must lie after them. DATA's bounds are checked against
+    `file_bytes`; its CRC (mf.data_crc) is checked by the caller, reading the file
+    (tinyrt.stream.check_data).
+    """
+    held = len(buf)
+    size = held if file_bytes is None else file_bytes
+    if held < HEADER_SIZE:
         raise ModelError("truncated: %d bytes, a model file starts with a %d-byte header"
-                         % (size, HEADER_SIZE))
+                         % (held, HEADER_SIZE))
     magic, version, n_sections, file_bytes, table_crc = struct.unpack_from(HEADER_FMT, buf, 0)
     if magic != MAGIC:
         raise ModelError("not a tinyrt model: magic %r, expected %r" % (magic, MAGIC))
@@ -166,13 +182,13 @@ def read_model(buf):
         raise ModelError("section count %d, expected %d to %d"
                          % (n_sections, len(REQUIRED_SECTIONS), MAX_SECTIONS))
     table_end = HEADER_SIZE + SECTION_SIZE * n_sections
-    if table_end > size:
+    if table_end > held:
         raise ModelError("truncated: section table needs %d bytes, file has %d"
                          % (table_end, size))
     if _crc32(buf, HEADER_SIZE, table_end - HEADER_SIZE) != table_crc:
         raise ModelError("section table CRC mismatch: the file is corrupt")
 
-    mf = ModelFile(buf)
+    mf = ModelFile(buf, size)
     mf.version = version
     spans = {}
     for i in range(n_sections):
@@ -188,8 +204,14 @@ def read_model(buf):
             raise ModelError("section %s at offset %d length %d lies outside the file "
                              "(%d bytes, data from %d, %d-byte aligned)"
                              % (name, off, length, size, table_end, ALIGN))
-        if _crc32(buf, off, length) != crc:
+        if off + length > held:
+            if kind != DATA:
+                raise ModelError("section %s lies after DATA: the weights of this file cannot "
+                                 "be streamed" % name)
+        elif _crc32(buf, off, length) != crc:
             raise ModelError("section %s CRC mismatch: the file is corrupt" % name)
+        if kind == DATA:
+            mf.data_crc = crc
         spans[kind] = (off, length)
         mf.sections.append((kind, off, length, crc))
     for kind in REQUIRED_SECTIONS:
@@ -204,6 +226,27 @@ def read_model(buf):
         _read_names(mf, buf, spans[NAMES])
     mf.metadata_span = spans.get(METADATA)
     return mf
+
+
+def read_layout(head):
+    """(file_bytes, {kind: (offset, length)}) from the first bytes of a model file
+    (the header and section table; `head` may be cut short anywhere after them). The fields are
+    not validated (read_model does that): this only sizes what load() allocates.
+    Raises ModelError when `head` is not the start of a model file."""
+    if len(head) < HEADER_SIZE:
+        raise ModelError("truncated: %d bytes, a model file starts with a %d-byte header"
+                         % (len(head), HEADER_SIZE))
+    magic, version, n_sections, file_bytes, _ = struct.unpack_from(HEADER_FMT, head, 0)
+    if magic != MAGIC:
+        raise ModelError("not a tinyrt model: magic %r, expected %r" % (magic, MAGIC))
+    spans = {}
+    for i in range(min(n_sections, MAX_SECTIONS)):
+        pos = HEADER_SIZE + SECTION_SIZE * i
+        if pos + SECTION_SIZE > len(head):
+            break
+        kind, off, length, _ = struct.unpack_from(SECTION_FMT, head, pos)
+        spans[kind] = (off, length)
+    return file_bytes, spans
 
 
 def _read_meta(mf, buf, span):

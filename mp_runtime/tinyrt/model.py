@@ -1,27 +1,31 @@
 # The interpreter: load -> prepare every operator once -> invoke() runs the prepared kernels.
-# Memory: one file buffer (weights used in place) and one arena, both allocated at load.
+# Memory, allocated at load: one arena, and either one buffer holding the whole file (weights
+# used in place) or, when the file does not fit the heap, the file's tables plus one scratch
+# buffer that each operator's weights are read into from the open file (tinyrt.stream).
 import gc
 import os
+import struct
 import sys
 from array import array
 
-from . import opcodes
+from . import opcodes, stream
 from .buffers import int8_buffer
 from .errors import ArenaError, ModelError, UnsupportedError
-from .fileformat import ARENA, NO_TENSOR, read_metadata, read_model
+from .fileformat import ARENA, DATA, HEADER_SIZE, MAX_SECTIONS, META, NO_TENSOR, \
+    SECTION_SIZE, crc32, read_layout, read_metadata, read_model
 from .tensor import Tensor
 
 _MICROPYTHON = sys.implementation.name == "micropython"
 
 try:
     from time import ticks_diff, ticks_us
-except ImportError:  # CPython
-    from time import perf_counter_ns
+except ImportError:  # CPython (the host simulator); boards have ticks_us
+    from time import perf_counter_ns  # type: ignore[attr-defined]
 
-    def ticks_us():
+    def ticks_us():  # type: ignore[misc]
         return perf_counter_ns() // 1000
 
-    def ticks_diff(a, b):
+    def ticks_diff(a, b):  # type: ignore[misc,no-redef]
         return a - b
 # The 32-bit WASI build's collector misses objects held only in wasm locals, so a collection
 # requested deep inside a call can free live objects there: tinyrt never asks for one on it.
@@ -40,42 +44,92 @@ def _free_heap():
     return gc.mem_free()
 
 
-def _allocate(n, what):
+# Beyond the file and the arena, load() keeps the parsed tables, Tensor objects and each
+# kernel's prepared tables: 7-12x the file's table bytes (those before DATA) measured on the
+# 64-bit unix port, less on 32-bit boards. Automatic mode loads the whole file when it fits
+# with this much to spare, and streams the weights otherwise (or when loading it whole fails).
+_RESERVE_PER_TABLE_BYTE = 8
+_RESERVE_MIN = 8192  # bytes
+
+
+def _allocate(n, what, hint=""):
     free = _free_heap()
     if n > free:
-        raise ArenaError("%s needs %d bytes, the heap has %d free" % (what, n, free))
+        raise ArenaError("%s needs %d bytes, the heap has %d free%s" % (what, n, free, hint))
     try:
         return int8_buffer(n)
     except MemoryError:
         raise ArenaError("%s needs %d bytes, the heap could not supply them in one piece "
-                         "(%d free)" % (what, n, free))
+                         "(%d free, fragmented): load models first after a reset (Ctrl-D)%s"
+                         % (what, n, free, hint))
 
 
-def _read_file(path):
-    # Size from stat, buffer allocated before the file is opened: no collection runs while
-    # a file object is live.
+def _file_size(path):
     try:
-        size = os.stat(path)[6]
+        return os.stat(path)[6]
     except OSError as e:
-        raise ModelError("cannot open model file %r: %s" % (path, e))
-    buf = _allocate(size, "model file %r" % path)
+        raise ModelError("cannot open model file %r: %s (os.listdir() shows the files here; "
+                         "flash.sh copies a model to the board)" % (path, e))
+
+
+def _read_into(path, buf):
+    # The buffer is allocated before the file is opened: no collection runs while a file
+    # object is live (see _COLLECT).
     f = open(path, "rb")
     got = f.readinto(buf)
     f.close()
-    if got != size:
-        raise ModelError("model file %r: read %d of %d bytes" % (path, got, size))
-    return buf
+    if got != len(buf):
+        raise ModelError("model file %r: read %d of %d bytes" % (path, got, len(buf)))
 
 
-def load(src):
+class _Layout:
+    """What load() decides with, read from a model file's first bytes before validation."""
+
+    def __init__(self, path):
+        self.size = _file_size(path)
+        head = bytearray(min(self.size, HEADER_SIZE + SECTION_SIZE * MAX_SECTIONS))
+        _read_into(path, head)
+        self.file_bytes, spans = read_layout(head)
+        self.arena = 0
+        self.scratch = 0
+        meta = spans.get(META)
+        if meta and meta[0] + 8 <= self.size:
+            word = bytearray(8)
+            f = open(path, "rb")
+            f.seek(meta[0])
+            f.readinto(word)
+            f.close()
+            self.arena, self.scratch = struct.unpack("<II", word)
+        # the tables are the bytes before DATA; streaming needs DATA to be last
+        data = spans.get(DATA)
+        self.tables = self.size
+        if data and self.file_bytes == self.size and data[0] + data[1] == self.size:
+            self.tables = data[0]
+            for kind in spans:
+                off, length = spans[kind]
+                if kind != DATA and off + length > data[0]:
+                    self.tables = self.size
+
+    def streamable(self):
+        return self.tables < self.size
+
+
+def load(src, stream=None):
     """Load a model from a file path or a buffer (bytes, bytearray, array('b')).
 
-    Raises ModelError for a file that is not a valid model, ArenaError when its memory does
-    not fit the heap and UnsupportedError when it uses an operator this runtime lacks.
+    stream=None loads the whole file when it fits the free heap and otherwise streams the
+    weights: only the file's tables stay in RAM and each layer's weights are read from the open
+    file into one scratch buffer during invoke(). stream=True / False force either mode
+    (streaming needs a path). Raises ModelError for a file that is not a valid model,
+    ArenaError when its memory does not fit the heap and UnsupportedError when it uses an
+    operator this runtime lacks.
     """
     if isinstance(src, str):
-        buf = _read_file(src)
-    elif isinstance(src, array) and src.typecode == "b":
+        return _load_path(src, stream)
+    if stream:
+        raise ModelError("stream=True reads weights from a file: pass the model's path, "
+                         "not a buffer")
+    if isinstance(src, array) and src.typecode == "b":
         buf = src
     else:
         try:
@@ -85,10 +139,64 @@ def load(src):
     return Model(read_model(buf))
 
 
+def _load_path(path, stream):
+    lay = _Layout(path)
+    if not lay.streamable():
+        if stream:
+            raise ModelError("model file %r cannot be streamed: its DATA section is not last "
+                             "(convert it again with this tinyrt)" % path)
+        buf = _allocate(lay.size, "model file %r" % path)
+        _read_into(path, buf)
+        return Model(read_model(buf))
+    # The tables first (validated, and the kernel modules imported) so that the big buffers
+    # are sized against what is really left, and a failed whole-file attempt leaves no
+    # imported module in the middle of the heap.
+    tables = _allocate(lay.tables, "tables of model file %r" % path)
+    _read_into(path, tables)
+    mf = read_model(tables, lay.size)
+    for i, op in enumerate(mf.ops):
+        _kernel_module(op.opcode, i)
+    auto = stream is None
+    if auto:
+        reserve = _RESERVE_PER_TABLE_BYTE * lay.tables
+        if reserve < _RESERVE_MIN:
+            reserve = _RESERVE_MIN
+        stream = lay.size + lay.arena + reserve > _free_heap()
+    if not stream:
+        try:
+            return _load_whole(path, lay, mf)
+        except (ArenaError, MemoryError):
+            if not auto:
+                raise
+            mf.buf = tables  # the estimate was short: stream after all
+    return Model(mf, open(path, "rb"), path)
+
+
+def _load_whole(path, lay, mf):
+    """The whole file in one buffer: the tables already read, then DATA, CRC-checked."""
+    hint = ("; load(%r, stream=True) keeps only its %d bytes of tables in RAM and streams the "
+            "weights" % (path, lay.tables))
+    buf = _allocate(lay.size, "model file %r" % path, hint)
+    mv = memoryview(buf)
+    mv[: lay.tables] = mf.buf
+    f = open(path, "rb")
+    f.seek(lay.tables)
+    got = f.readinto(mv[lay.tables :])
+    f.close()
+    if got != lay.size - lay.tables:
+        raise ModelError("model file %r: read %d of %d bytes" % (path, lay.tables + got,
+                                                                 lay.size))
+    if crc32(mv[mf.data_offset : mf.data_offset + mf.data_length]) != mf.data_crc:
+        raise ModelError("section DATA CRC mismatch: the file is corrupt")
+    mf.buf = buf
+    return Model(mf)
+
+
 def _kernel_module(opcode, index):
     entry = opcodes.OPS.get(opcode)
     if entry is None:
-        raise UnsupportedError("operator %d has opcode %d, which this tinyrt does not know"
+        raise UnsupportedError("operator %d has opcode %d, which this tinyrt does not know: "
+                               "a newer tinyrt may (flash.sh installs the current one)"
                                % (index, opcode))
     modname = entry[1]
     try:
@@ -98,29 +206,86 @@ def _kernel_module(opcode, index):
                                % (index, entry[0]))
 
 
+# Operators whose cost is counted in multiply-accumulates (weights are input 1): every output
+# element takes (weight elements / output channels) MACs (binary ops: XOR-popcount bit MACs).
+_MAC_OPS = (opcodes.CONV_2D, opcodes.DEPTHWISE_CONV_2D, opcodes.FULLY_CONNECTED,
+            opcodes.BCONV_2D, opcodes.BFULLY_CONNECTED)
+_NAME_WIDTH = 40  # characters of a tensor name shown in the arena map
+_ARENA_HINT = ": activations live in RAM even when weights are streamed; use a smaller model"
+
+
+def _elements(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
 class Model:
-    def __init__(self, mf):
+    """A loaded model. `f` is the open model file when the weights are streamed from it."""
+
+    def __init__(self, mf, f=None, path=None):
         self.file = mf
-        self.arena = _allocate(mf.arena_bytes, "arena")
+        self.stream = f
+        self.path = path
+        try:
+            self._allocate_memory()
+            self._prepare()
+        except BaseException:
+            self.close()
+            raise
+
+    def _allocate_memory(self):
+        mf = self.file
+        self.arena = _allocate(mf.arena_bytes, "arena", _ARENA_HINT)
+        self.scratch = None
+        if self.stream is not None:
+            n = stream.scratch_bytes(mf)
+            free = _free_heap()
+            if n > free:
+                raise ArenaError(
+                    "model file %r needs %d bytes streamed (its largest layer's weights) or "
+                    "%d loaded whole, the heap has %d free: use a smaller model"
+                    % (self.path, n, mf.file_bytes, free))
+            self.scratch = _allocate(n, "streaming scratch buffer")
+            stream.check_data(self.stream, mf, self.scratch)
+
+    def _prepare(self):
+        mf = self.file
         arena_mv = memoryview(self.arena)
         file_mv = memoryview(mf.buf)
         self.tensors = []
         for i, rec in enumerate(mf.tensors):
             if rec.storage == ARENA:
                 data = arena_mv[rec.offset : rec.offset + rec.nbytes]
+            elif self.stream is not None:
+                data = None  # a view of the scratch buffer, set per operator by stream.bind
             else:
                 start = mf.data_offset + rec.offset
                 data = file_mv[start : start + rec.nbytes]
             self.tensors.append(Tensor(i, rec, data))
         self.ops = mf.ops
         self.kernels = []
+        scratch = memoryview(self.scratch) if self.scratch is not None else None
         for i, op in enumerate(mf.ops):
             mod = _kernel_module(op.opcode, i)
+            reads = ()
+            if scratch is not None:
+                reads = stream.bind(self, op, scratch)
+                stream.read_into(self.stream, reads)  # prepare() reads the tables it copies
             try:
-                self.kernels.append(mod.prepare(self, op))
+                k = mod.prepare(self, op)
             except (IndexError, ValueError, KeyError) as e:
                 raise ModelError("operator %d (%s): malformed parameters (%s)"
                                  % (i, opcodes.name(op.opcode), e))
+            if reads:
+                k = stream.StreamedKernel(self.stream, reads, k)
+            self.kernels.append(k)
+
+    def close(self):
+        """Close the model file (streaming mode); the model cannot run after that."""
+        if self.stream is not None:
+            self.stream.close()
 
     # -- the REPL-facing API ------------------------------------------------------------------
     def input(self, i=0):
@@ -151,33 +316,57 @@ class Model:
     def metadata(self):
         return read_metadata(self.file)
 
+    def macs(self, i):
+        """Multiply-accumulates of operator i per invoke (0 for ops without weights)."""
+        op = self.file.ops[i]
+        if op.opcode not in _MAC_OPS or len(op.inputs) < 2 or op.inputs[1] == NO_TENSOR:
+            return 0
+        y = self.file.tensors[op.outputs[0]].shape
+        w = self.file.tensors[op.inputs[1]].shape
+        return _elements(y) * _elements(w) // y[-1]
+
     def summary(self):
-        """Print the layers (output shape, weight bytes, kernel chosen) and the arena map."""
+        """Print the layers (output shape, MACs, weight bytes, kernel chosen), the memory
+        mode and the arena map."""
         mf = self.file
         weights = 0
         for t in mf.tensors:
             if t.storage != ARENA:
                 weights += t.nbytes
-        print("tinyrt model: %d ops, %d tensors; file %d B (weights %d B), arena %d B"
-              % (len(mf.ops), len(mf.tensors), len(mf.buf), weights, mf.arena_bytes))
+        total = 0
+        for i in range(len(mf.ops)):
+            total += self.macs(i)
+        print("tinyrt model: %d ops, %d tensors, %d MACs per invoke"
+              % (len(mf.ops), len(mf.tensors), total))
+        print("  file %d B (weights %d B), arena %d B" % (mf.file_bytes, weights, mf.arena_bytes))
+        if self.scratch is not None:
+            print("  weights streamed from %r: %d B of tables in RAM + %d B scratch buffer"
+                  % (self.path, len(mf.buf), len(self.scratch)))
+        else:
+            print("  weights in RAM: the whole file is loaded, weights used in place")
+        print("   #  %-18s %-18s %9s %8s  kernel" % ("op", "output", "MACs", "weights"))
         for i, op in enumerate(mf.ops):
             w = 0
             for t in op.inputs:
                 if t != NO_TENSOR and mf.tensors[t].storage != ARENA:
                     w += mf.tensors[t].nbytes
             out = self.tensors[op.outputs[0]]
-            print("  %2d %-18s -> %-18s %7d B weights  %s" % (
-                i, opcodes.name(op.opcode), out.shape, w, getattr(self.kernels[i], "impl",
-                                                                   "reference")))
+            print("  %2d  %-18s %-18s %9d %6d B  %s" % (
+                i, opcodes.name(op.opcode), out.shape, self.macs(i), w,
+                getattr(self.kernels[i], "impl", "reference")))
         print("  arena map (offset..end  tensor):")
         for t in self.tensors:
             rec = mf.tensors[t.index]
             if rec.storage == ARENA:
-                print("    %6d..%-6d %s %s" % (rec.offset, rec.offset + rec.nbytes, t.name,
+                name = t.name
+                if len(name) > _NAME_WIDTH:  # keep the end: converters put the op there
+                    name = "..." + name[len(name) - _NAME_WIDTH + 3 :]
+                print("    %6d..%-6d %s %s" % (rec.offset, rec.offset + rec.nbytes, name,
                                                t.shape))
 
     def profile(self, runs=1):
-        """Run invoke() `runs` times timing each layer; print and return [(name, us)]."""
+        """Run invoke() `runs` times timing each layer; print and return [(name, us)].
+        With streamed weights a layer's time includes reading its weights from the file."""
         times = []
         for k in self.kernels:
             times.append(0)
@@ -195,5 +384,6 @@ class Model:
             rows.append((opcodes.name(op.opcode), us))
             print("  %2d %-18s %9d us  %5.1f%%" % (i, rows[-1][0], us,
                                                   100.0 * times[i] / (total or 1)))
-        print("  total %d us per invoke (%d runs)" % (total // runs, runs))
+        print("  total %d us per invoke (%d runs)%s" % (
+            total // runs, runs, ", weights streamed from the file" if self.stream else ""))
         return rows

@@ -22,14 +22,13 @@ def tensor(model, op, index, what, dtype=INT8, optional=False):
 
 
 def int32_values(model, t):
-    """A constant int32 tensor's values copied into an array('i') (at load, not in invoke)."""
-    rec = model.file.tensors[t.index]
-    n = rec.nbytes // 4
-    base = model.file.data_offset + rec.offset
-    buf = model.file.buf
+    """A constant int32 tensor's values copied into an array('i') (at load, not in invoke).
+    Reads the tensor's own view, which streamed weights fill just before prepare()."""
+    n = model.file.tensors[t.index].nbytes // 4
+    data = t.data
     out = array("i", [0] * n)
     for k in range(n):
-        out[k] = struct.unpack_from("<i", buf, base + 4 * k)[0]
+        out[k] = struct.unpack_from("<i", data, 4 * k)[0]
     return out
 
 
