@@ -180,16 +180,19 @@ def cmd_run(args: argparse.Namespace) -> int:
                 return _fail(f"the model has {len(outs)} outputs: give an .npz --output")
         except OSError as e:
             return _fail(f"cannot write {out}: {e.strerror or e}")
-        shapes = ", ".join(str(y.shape) for y in outs)
-        print(f"ran {len(x)} inputs on {args.interpreter}; wrote int8 {shapes} to {out}")
+        shapes = ", ".join(f"{spec['dtype']} {y.shape}" for spec, y in zip(d["outputs"], outs))
+        print(f"ran {len(x)} inputs on {args.interpreter}; wrote {shapes} to {out}")
         return 0
     print(f"ran {len(x)} inputs on {args.interpreter}")
     for spec, y in zip(d["outputs"], outs):
-        print(f"  output {spec['name']!r}: int8 {y.shape}, scale={spec['scale']:.6g} "
+        packed = spec["dtype"] == "packed"
+        what = "int32 words of packed bits" if packed else spec["dtype"]
+        print(f"  output {spec['name']!r}: {what} {y.shape}, scale={spec['scale']:.6g} "
               f"zero_point={spec['zero_point']}")
         flat = y.reshape(len(y), -1)
         for i in range(min(len(y), 5)):
-            print(f"    [{i}] {flat[i].tolist()}  argmax {int(np.argmax(flat[i]))}")
+            tail = "" if packed else f"  argmax {int(np.argmax(flat[i]))}"
+            print(f"    [{i}] {flat[i].tolist()}{tail}")
         if len(y) > 5:
             print(f"    ... ({len(y) - 5} more; --output Y.npy writes them all)")
     return 0
@@ -219,10 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
     fitp.add_argument("model", help="MODEL.trt")
     fitp.add_argument("--board", required=True, help=", ".join(_board_names()))
     fitp.set_defaults(func=cmd_fit)
-    run = sub.add_parser("run", help="run raw int8 inputs through a model file")
+    run = sub.add_parser("run", help="run raw inputs (int8, or int32 words for packed tensors) "
+                         "through a model file")
     run.add_argument("model", help="MODEL.trt")
-    run.add_argument("--input", required=True, help="X.npy: raw int8 inputs, batch on axis 0")
-    run.add_argument("--output", help="Y.npy: the stacked raw int8 outputs")
+    run.add_argument("--input", required=True,
+                     help="X.npy: raw inputs (int8; int32 words for packed), batch on axis 0")
+    run.add_argument("--output", help="Y.npy: the stacked raw outputs")
     run.add_argument("--interpreter", choices=INTERPRETERS, default="cpython")
     run.add_argument("--heap", type=int, help="MicroPython heap size in bytes")
     run.set_defaults(func=cmd_run)
