@@ -2,12 +2,29 @@
 
 `viper`/`native` are no-ops, so viper twins run as plain Python; the viper pointer types
 are provided as builtins with the unix port's semantics (ptr8/ptr16/ptr32 loads are unsigned,
-zero-extended; stores keep the low bits). Plain Python ints do not wrap: a kernel whose
-intermediates are bounded (as tinyrt's must be, for 32-bit boards) gives the same results.
+zero-extended; stores keep the low bits; `int(p)` is an address and `ptr8(address)` a pointer,
+for pointer walks). Plain Python ints do not wrap: a kernel whose intermediates are bounded
+(as tinyrt's must be, for 32-bit boards) gives the same results.
 """
 
 import builtins
 import struct
+
+
+# Viper's address arithmetic (`int(p)` is an address, `ptr8(int(p) + k)` a pointer k bytes
+# further on) is emulated with fake addresses: buffer slot << 32 | byte offset.
+_ADDR_SHIFT = 32
+_buffers = {}  # id(buffer object) -> (slot, object, byte view); objects are kept alive
+_by_slot = []
+
+
+def _slot_of(buf):
+    entry = _buffers.get(id(buf))
+    if entry is None or entry[1] is not buf:
+        entry = (len(_by_slot), buf, memoryview(buf).cast("B"))
+        _buffers[id(buf)] = entry
+        _by_slot.append(entry)
+    return entry
 
 
 class _Ptr:
@@ -15,13 +32,27 @@ class _Ptr:
     _fmt = "<B"
 
     def __init__(self, buf):
-        self._mv = memoryview(buf).cast("B")
+        if isinstance(buf, _Ptr):
+            self._slot, self._mv, self._off = buf._slot, buf._mv, buf._off
+        elif isinstance(buf, int):
+            entry = _by_slot[buf >> _ADDR_SHIFT]
+            self._slot, self._mv = entry[0], entry[2]
+            self._off = buf & ((1 << _ADDR_SHIFT) - 1)
+        else:
+            self._slot, _, self._mv = _slot_of(buf)
+            self._off = 0
+
+    def __int__(self):
+        return (self._slot << _ADDR_SHIFT) + self._off
+
+    __index__ = __int__
 
     def __getitem__(self, i):
-        return struct.unpack_from(self._fmt, self._mv, i * self._size)[0]
+        return struct.unpack_from(self._fmt, self._mv, self._off + i * self._size)[0]
 
     def __setitem__(self, i, v):
-        struct.pack_into(self._fmt, self._mv, i * self._size, v & ((1 << 8 * self._size) - 1))
+        struct.pack_into(self._fmt, self._mv, self._off + i * self._size,
+                         v & ((1 << 8 * self._size) - 1))
 
 
 class ptr8(_Ptr):

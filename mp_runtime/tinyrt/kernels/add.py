@@ -14,6 +14,7 @@
 # |v_1 + v_2| < 2^29 and the output MBQM result is < 2^29. Every MBQM input is < 2^30 with no
 # left shift, as requant.srdhm needs.
 from ..errors import ModelError
+from ..fast import select
 from ..fileformat import INT32
 from ..requant import rounding_divide_by_pot, srdhm
 from .common import requant_table, tensor
@@ -117,10 +118,12 @@ class Add:
         q = (x1.zero_point, x2.zero_point, y.zero_point, m_hi[0], m_lo[0], right[0],
              m_hi[1], m_lo[1], right[1], m_hi[2], m_lo[2], right[2])
         self.args = (x1.data, x2.data, y.data, dims, s1, s2, q, act_min, act_max)
+        self.fn = select("add_viper", "add", add)
+        self.impl = "viper" if self.fn is not add else "reference"
 
     def eval(self):
         x1, x2, y, dims, s1, s2, q, act_min, act_max = self.args
-        add(x1, x2, y, dims, s1, s2, q, act_min, act_max)
+        self.fn(x1, x2, y, dims, s1, s2, q, act_min, act_max)
 
 
 def prepare(model, op):

@@ -10,6 +10,7 @@
 # Bounds: |acc| <= 128 * filter_h * filter_w < 2^30 (prepare checks filter_h * filter_w <= 2^22).
 from .. import opcodes
 from ..errors import ModelError
+from ..fast import select
 from .common import tensor
 
 _MAX_TAPS = 1 << 22
@@ -113,11 +114,14 @@ class Pool:
             raise ModelError("pool activation range [%d, %d] is not inside [-128, 127]"
                              % (act_min, act_max))
         if op.opcode == opcodes.AVERAGE_POOL_2D:
-            self.fn = average_pool
+            ref = average_pool
+            self.fn = select("pool_viper", "average_pool", ref)
         elif op.opcode == opcodes.MAX_POOL_2D:
-            self.fn = max_pool
+            ref = max_pool
+            self.fn = select("pool_viper", "max_pool", ref)
         else:
             raise ModelError("pool kernel given opcode %d" % op.opcode)
+        self.impl = "viper" if self.fn is not ref else "reference"
         self.args = (x.data, y.data, n, h, w, c, oh, ow, fh, fw, sh, sw, ph, pw, act_min,
                      act_max)
 

@@ -1,0 +1,333 @@
+"""`tinyrt bench`: latency, spin-up, MAC/s per layer, memory; optionally against TFLM.
+
+tinyrt is timed inside the interpreter (ticks_us): the model is loaded once, then every run
+feeds the next of a few distinct inputs (so no branch history is learnt across runs) and
+times a block of invokes (one invoke, or enough to fill ~2 ms for tiny models); the latency is
+the median over runs. A second pass times each layer's eval() alone (a block of evals of one
+layer, then the next), median over runs.
+MACs come from the shapes on the host (runner.op_macs). With a .tflite, tflite-micro (the
+PyPI package's reference kernels) runs the same inputs in this process, timed the same way:
+one interpreter, a block of invokes per run, median; the ratio is tinyrt / TFLM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .interpreters import INTERPRETERS, InterpreterError, run
+
+BLOCK_US = 2000  # a timed block of invokes lasts at least this long (tiny models)
+MAX_BLOCK = 1000  # invokes per block at most
+N_INPUTS = 8  # distinct inputs cycled through the runs
+
+# Prints one JSON object. Heap figures are gc.mem_alloc() deltas on MicroPython (no collection
+# on the WASI build, whose collector must not run mid-call), null on CPython.
+SCRIPT = r"""
+import gc, json, sys, tinyrt, tinyrt.fast
+from tinyrt.model import ticks_us, ticks_diff
+MP = sys.implementation.name == "micropython"
+COLLECT = MP and getattr(sys.implementation, "_build", "") != "wasi"
+tinyrt.fast.enable(FAST)
+def alloc():
+    if not MP:
+        return None
+    if COLLECT:
+        gc.collect()
+    return gc.mem_alloc()
+def feed(m, ex):
+    for i in range(len(ex)):
+        m.input(i).set(ex[i])
+a0 = alloc()
+t = ticks_us()
+m = tinyrt.load("model.trt")
+load_us = ticks_diff(ticks_us(), t)
+a1 = alloc()
+f = open("inputs.json")
+xs = json.loads(f.read())
+f.close()
+feed(m, xs[0])
+t = ticks_us()
+m.invoke()
+first_us = ticks_diff(ticks_us(), t)
+outs = []
+for j in range(m.n_outputs):
+    outs.append(m.output(j).tolist())
+b0 = gc.mem_alloc() if MP else 0
+m.invoke()
+invoke_alloc = (gc.mem_alloc() - b0) if MP else None
+block = FIXED
+if block < 1:
+    block = 1
+    if first_us * MAXB < BLOCK_US:
+        block = MAXB
+    elif first_us < BLOCK_US:
+        block = BLOCK_US // max(first_us, 1) + 1
+runs = []
+for r in range(RUNS):
+    feed(m, xs[r % len(xs)])
+    t = ticks_us()
+    for _ in range(block):
+        m.invoke()
+    runs.append(ticks_diff(ticks_us(), t) / block)
+ks = m.kernels
+per = []
+for k in ks:
+    per.append([])
+for r in range(RUNS):
+    feed(m, xs[r % len(xs)])
+    for i in range(len(ks)):
+        k = ks[i]
+        t = ticks_us()
+        for _ in range(block):
+            k.eval()
+        per[i].append(ticks_diff(ticks_us(), t) / block)
+med = []
+impl = []
+for i in range(len(ks)):
+    p = sorted(per[i])
+    med.append(p[len(p) // 2])
+    impl.append(getattr(ks[i], "impl", "reference"))
+print(json.dumps({"load_us": load_us, "first_invoke_us": first_us, "heap_load_bytes":
+                  (a1 - a0) if MP else None, "invoke_alloc_bytes": invoke_alloc,
+                  "invoke_us": runs, "block": block, "layer_us": med, "impl": impl,
+                  "arena_bytes": m.file.arena_bytes, "outputs": outs}))
+"""
+
+
+class BenchError(Exception):
+    """A user-facing failure: the message is one line."""
+
+
+def examples_for(d: dict, n: int = N_INPUTS, seed: int = 0,
+                 sparsity: float = 0.0) -> list[list[np.ndarray]]:
+    """n random int8 inputs for a described model; a fraction `sparsity` of the values at
+    the input's zero point (as a ReLU leaves them)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        ex = []
+        for r in d["inputs"]:
+            if r["dtype"] != "int8":
+                raise BenchError(f"input {r['name']!r} is {r['dtype']}; bench feeds int8 "
+                                 "inputs only")
+            x = rng.integers(-128, 128, r["shape"], dtype=np.int8)
+            if sparsity:
+                x[rng.random(r["shape"]) < sparsity] = r["zero_point"]
+            ex.append(x)
+        out.append(ex)
+    return out
+
+
+def model_bytes(path: str | Path) -> bytes:
+    """A model file's bytes; a .tflite is converted first (converter.tflite_import)."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise BenchError(f"cannot read {p}: {e.strerror or e}") from None
+    if p.suffix == ".tflite":
+        from converter.tflite_import import import_tflite
+        from converter.writer import serialize
+
+        try:
+            return serialize(import_tflite(data, source_name=p.name))
+        except Exception as e:  # noqa: BLE001 - one line for the user
+            raise BenchError(f"{p}: cannot convert: {type(e).__name__}: {e}") from None
+    return data
+
+
+def run_tinyrt(model: bytes, examples: list[list[np.ndarray]], interpreter: str = "unix",
+               runs: int = 20, fast: bool = True, heap: int | None = None,
+               block: int = 0) -> dict:
+    """Run SCRIPT on one interpreter; the raw figures it printed (plus wasm fuel). block:
+    invokes per timed run (0: enough for ~2 ms)."""
+    payload = json.dumps([[np.asarray(a).ravel().astype(int).tolist() for a in ex]
+                          for ex in examples])
+    code = (SCRIPT.replace("FAST", str(bool(fast))).replace("RUNS", str(int(runs)))
+            .replace("MAXB", str(MAX_BLOCK)).replace("BLOCK_US", str(BLOCK_US))
+            .replace("FIXED", str(int(block))))
+    r = run(code, interpreter, heap=heap, files={"model.trt": model, "inputs.json": payload})
+    line = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
+    try:
+        out = json.loads(line)
+    except ValueError:
+        raise BenchError(f"{interpreter}: no result:\n{r.stdout[-1000:]}{r.stderr[-1000:]}")
+    out["fuel"] = r.fuel
+    return out
+
+
+def _n_outputs(tflite: bytes) -> int:
+    import tflite as tfl
+
+    return tfl.Model.GetRootAsModel(tflite, 0).Subgraphs(0).OutputsLength()
+
+
+def run_tflm(tflite: bytes, examples: list[list[np.ndarray]], runs: int = 20) -> dict:
+    """Time tflite-micro in this process: one interpreter, a block of invokes per run."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    try:
+        interp = runtime.Interpreter.from_bytes(bytes(tflite), arena_size=4 << 20)
+    except Exception as e:  # noqa: BLE001 - TFLM refused the model
+        raise BenchError(f"TFLM rejected the model: {type(e).__name__}: {e}") from None
+    shapes = [tuple(interp.get_input_details(i)["shape"]) for i in range(len(examples[0]))]
+
+    def feed(ex: list[np.ndarray]) -> None:
+        for i, a in enumerate(ex):
+            interp.set_input(np.asarray(a, np.int8).reshape(shapes[i]), i)
+
+    feed(examples[0])
+    t = time.perf_counter_ns()
+    interp.invoke()
+    first = (time.perf_counter_ns() - t) / 1000
+    outs = [np.array(interp.get_output(i), copy=True).ravel().tolist()
+            for i in range(_n_outputs(tflite))]
+    block = 1 if first >= BLOCK_US else min(MAX_BLOCK, int(BLOCK_US // max(first, 0.05)) + 1)
+    times = []
+    for r in range(runs):
+        feed(examples[r % len(examples)])
+        t = time.perf_counter_ns()
+        for _ in range(block):
+            interp.invoke()
+        times.append((time.perf_counter_ns() - t) / 1000 / block)
+    return {"invoke_us": times, "block": block, "outputs": outs, "first_invoke_us": first}
+
+
+def benchmark(model: bytes, interpreter: str = "unix", runs: int = 20,
+              tflite: bytes | None = None, fast: bool = True, seed: int = 0,
+              heap: int | None = None, sparsity: float = 0.0) -> dict:
+    """Everything `tinyrt bench` reports, as one dict (the --json object)."""
+    from converter.inspect_model import describe
+
+    from .runner import op_macs
+
+    import tinyrt
+
+    try:
+        tinyrt.fileformat.read_model(model)
+        d = describe(model)
+    except tinyrt.TinyrtError as e:
+        raise BenchError(f"not a valid model file: {type(e).__name__}: {e}") from None
+    macs = op_macs(d)
+    examples = examples_for(d, N_INPUTS, seed, sparsity)
+    t = run_tinyrt(model, examples, interpreter, runs, fast, heap)
+    latency = statistics.median(t["invoke_us"])
+    total_macs = int(sum(macs))
+    layers = []
+    for i, o in enumerate(d["operators"]):
+        us = t["layer_us"][i]
+        layers.append({"op": o["name"], "impl": t["impl"][i], "us": us, "macs": int(macs[i]),
+                       "mac_per_s": (macs[i] / us * 1e6) if us and macs[i] else None})
+    out = {
+        "interpreter": interpreter,
+        "kernels": "viper" if "viper" in t["impl"] else "reference",
+        "runs": runs, "block": t["block"],
+        "latency_us": latency, "latency_min_us": min(t["invoke_us"]),
+        "load_us": t["load_us"], "first_invoke_us": t["first_invoke_us"],
+        "spin_up_us": t["load_us"] + t["first_invoke_us"],
+        "macs": total_macs, "mac_per_s": total_macs / latency * 1e6 if latency else None,
+        "arena_bytes": t["arena_bytes"], "file_bytes": len(model),
+        "heap_load_bytes": t["heap_load_bytes"], "invoke_alloc_bytes": t["invoke_alloc_bytes"],
+        "wasm_fuel": t["fuel"], "per_layer": layers,
+        "tflm_latency_us": None, "ratio": None, "tflm_arena_bytes": None,
+        "outputs_match_tflm": None,
+    }
+    if tflite is not None:
+        f = run_tflm(tflite, examples, runs)
+        out["tflm_latency_us"] = statistics.median(f["invoke_us"])
+        out["tflm_latency_min_us"] = min(f["invoke_us"])
+        out["tflm_block"] = f["block"]
+        out["ratio"] = latency / out["tflm_latency_us"] if out["tflm_latency_us"] else None
+        out["outputs_match_tflm"] = ([list(map(int, o)) for o in t["outputs"]]
+                                     == [list(map(int, o)) for o in f["outputs"]])
+        try:
+            from .oracle.tflm import tflm_arena_bytes
+
+            out["tflm_arena_bytes"] = tflm_arena_bytes(tflite)
+        except Exception:  # noqa: BLE001 - the arena figure is optional
+            pass
+    return out
+
+
+def _fmt(v: float | None, unit: str = "") -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.0f}{unit}" if v >= 100 else f"{v:.1f}{unit}"
+
+
+def print_report(r: dict, name: str) -> None:
+    kernels = r["kernels"] + " kernels"
+    if r["interpreter"] == "cpython" and r["kernels"] == "viper":
+        kernels = "viper twins run as Python by the shim"
+    print(f"tinyrt bench {name} on {r['interpreter']} ({kernels}), "
+          f"{r['runs']} runs of {r['block']} invoke(s)")
+    print(f"  latency   {_fmt(r['latency_us'])} us median (min {_fmt(r['latency_min_us'])}), "
+          f"{r['macs']:,} MACs, {_fmt((r['mac_per_s'] or 0) / 1e6)} MMAC/s")
+    print(f"  spin-up   {_fmt(r['spin_up_us'])} us (load {_fmt(r['load_us'])} us + first "
+          f"invoke {_fmt(r['first_invoke_us'])} us)")
+    heap = r["heap_load_bytes"]
+    alloc = r["invoke_alloc_bytes"]
+    print(f"  memory    arena {r['arena_bytes']:,} B, heap after load "
+          f"{'-' if heap is None else format(heap, ',')} B, invoke allocates "
+          f"{'-' if alloc is None else format(alloc, ',')} B")
+    if r["wasm_fuel"]:
+        print(f"  wasm fuel {r['wasm_fuel']:,} (whole run)")
+    if r["tflm_latency_us"] is not None:
+        print(f"  TFLM      {_fmt(r['tflm_latency_us'])} us median (tflite-micro reference "
+              f"kernels, this process), arena {r['tflm_arena_bytes'] or '-'} B")
+        print(f"  ratio     tinyrt / TFLM = {r['ratio']:.2f}; outputs "
+              f"{'match' if r['outputs_match_tflm'] else 'DIFFER'}")
+    total = sum(lr["us"] for lr in r["per_layer"]) or 1
+    print("  per layer (each eval timed alone, median):")
+    print(f"    {'#':>3} {'op':<20} {'kernel':<10} {'us':>9} {'MACs':>11} {'MMAC/s':>8} "
+          f"{'share':>6}")
+    for i, lr in enumerate(r["per_layer"]):
+        mps = _fmt(lr["mac_per_s"] / 1e6) if lr["mac_per_s"] else ""
+        print(f"    {i:>3} {lr['op']:<20} {lr['impl']:<10} {_fmt(lr['us']):>9} "
+              f"{lr['macs'] or '':>11} {mps:>8} {100 * lr['us'] / total:>5.1f}%")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="tinyrt bench", description=__doc__.split("\n")[0])
+    p.add_argument("model", help="model file (.trt; a .tflite is converted first)")
+    p.add_argument("--interpreter", choices=INTERPRETERS, default="unix")
+    p.add_argument("--vs-tflm", metavar="MODEL.tflite", help="time tflite-micro on the same "
+                   "inputs in the same run and print the ratio")
+    p.add_argument("--runs", type=int, default=20, help="timed runs (median), default 20")
+    p.add_argument("--reference", action="store_true",
+                   help="reference kernels only (no viper twins)")
+    p.add_argument("--heap", type=int, help="MicroPython heap bytes (a board's size)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random int8 inputs")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    a = p.parse_args(argv)
+    if a.runs < 1:
+        p.error("--runs must be >= 1")
+    try:
+        model = model_bytes(a.model)
+        tflite = None
+        if a.vs_tflm:
+            try:
+                tflite = Path(a.vs_tflm).read_bytes()
+            except OSError as e:
+                raise BenchError(f"cannot read {a.vs_tflm}: {e.strerror or e}") from None
+        r = benchmark(model, a.interpreter, a.runs, tflite, fast=not a.reference,
+                      seed=a.seed, heap=a.heap)
+    except (BenchError, InterpreterError) as e:
+        print(f"tinyrt bench: error: {str(e).strip().splitlines()[0]}", file=sys.stderr)
+        return 2
+    if a.json:
+        print(json.dumps(r))
+    else:
+        print_report(r, Path(a.model).name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
