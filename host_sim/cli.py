@@ -255,10 +255,24 @@ def build_parser() -> argparse.ArgumentParser:
     quant.add_argument("--report", action="store_true", help="print the per-layer report")
     quant.add_argument("--report-json", metavar="FILE", help="write the report as JSON")
     quant.set_defaults(func=cmd_quantize)
+    # listed for --help; main() hands `bench` to its own parser (host_sim/bench.py)
+    sub.add_parser("bench", help="latency, MAC/s per layer and the ratio to tflite-micro "
+                   "(tinyrt bench -h); with --cortex-m, instruction counts on Cortex-M")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        rest = argv[1:]
+        if "--cortex-m" in rest:
+            from .cortexm_bench import main as cortexm_main
+
+            rest.remove("--cortex-m")
+            return cortexm_main(rest)
+        from .bench import main as bench_main
+
+        return bench_main(rest)
     args = build_parser().parse_args(argv)
     return args.func(args)
 

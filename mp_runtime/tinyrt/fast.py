@@ -1,23 +1,63 @@
-# Fast paths: each hot kernel has a viper twin with the reference function's signature, in
-# tinyrt/kernels/<name>_viper.py, chosen once at load. Firmware without the viper emitter (the
-# WASI build; some boards) fails to compile those modules and keeps the reference.
+# Fast paths, chosen once at load. Each hot kernel may have
+#   - an asm twin, tinyrt/kernels/<op>_asm.py (@micropython.asm_thumb, armv6m Thumb): used only
+#     on ARM firmware, told by the native architecture in sys.implementation._mpy (bits 10..13:
+#     3 armv6, 4 armv6m, 5 armv7m, 6 armv7em, 7 armv7emsp, 8 armv7emdp). Its prepare(*args)
+#     builds the layer's tables once and returns an object whose method `name` has the
+#     reference function's signature (or None when the layer's shape is not covered);
+#   - a viper twin, tinyrt/kernels/<op>_viper.py, same function name and signature;
+# else the reference. Firmware without the emitter fails to compile the module and keeps the
+# next choice (the unix port and the WASI build never try asm: not ARM).
+import sys
+
+ARM_ARCHS = (3, 4, 5, 6, 7, 8)
+_FAILED = (ImportError, SyntaxError, NotImplementedError, NameError, AttributeError,
+           ValueError)
+
+
+def native_arch():
+    """The firmware's native-code architecture number (0 when it has none or is not
+    MicroPython)."""
+    try:
+        return (sys.implementation._mpy >> 10) & 0xF
+    except AttributeError:
+        return 0
+
+
 _enabled = [True]
-chosen = {}  # kernel function name -> "viper" | "reference", as selected
+arch = [native_arch()]  # tests may set arch[0] (host_sim.cortexm emulates ARM on CPython)
+chosen = {}  # kernel function name -> "asm" | "viper" | "reference", as selected
 
 
 def enable(flag):
-    """Allow (True) or forbid (False) viper twins for models loaded from now on."""
+    """Allow (True) or forbid (False) asm/viper twins for models loaded from now on."""
     _enabled[0] = bool(flag)
 
 
-def select(module, name, reference):
-    """The viper twin `name` of tinyrt.kernels.<module>, or `reference` where there is none."""
+def _module(name):
+    return __import__("tinyrt.kernels." + name, None, None, (name,))
+
+
+def select(module, name, reference, asm_args=None):
+    """The fast twin `name` for tinyrt.kernels.<module> (the viper module's name; the asm
+    module is the same name ending in _asm), or `reference` where there is none. asm_args:
+    what the asm module's prepare() takes (None: no asm twin for this kernel)."""
     fn = reference
-    if _enabled[0]:
+    kind = "reference"
+    if _enabled[0] and asm_args is not None and arch[0] in ARM_ARCHS:
+        base = module[:-6] if module.endswith("_viper") else module
         try:
-            mod = __import__("tinyrt.kernels." + module, None, None, (module,))
-            fn = getattr(mod, name, reference)
-        except (ImportError, SyntaxError, NotImplementedError, NameError):
+            twin = _module(base + "_asm").prepare(*asm_args)
+            if twin is not None:
+                fn = getattr(twin, name)
+                kind = "asm"
+        except _FAILED:
             pass
-    chosen[name] = "reference" if fn is reference else "viper"
+    if _enabled[0] and kind == "reference":
+        try:
+            fn = getattr(_module(module), name, reference)
+        except _FAILED:
+            pass
+        if fn is not reference:
+            kind = "viper"
+    chosen[name] = kind
     return fn

