@@ -7,9 +7,12 @@ Prints figures; asserts nothing. Times are measured inside the interpreter with
 time.ticks_us / ticks_diff around `reps` invoke() calls (after one warm-up call); on wasm the
 deterministic cost is also given as wasmtime fuel per invoke (fuel of a run with `reps` invokes
 minus a run with none, divided by reps). One binary MAC is one 1-bit multiply-accumulate (one
-bit of popcount(x XOR w)); one int8 MAC is one 8-bit multiply-accumulate. On the unix port the
-int8 kernels may have viper twins (tinyrt.fast); they are timed both ways, the binary kernels
-are bytecode.
+bit of popcount(x XOR w)); one int8 MAC is one 8-bit multiply-accumulate. On the unix port both
+the binary and the int8 kernels have viper twins (tinyrt.fast: kernels/bconv_viper.py,
+bfully_connected_viper.py, conv_viper.py, fully_connected_viper.py); each is timed as viper and
+as bytecode (fast.enable(False)), and the speed-up column is the int8 kernel's time over the
+binary kernel's of the same kind (viper over viper, bytecode over bytecode). The WASI build
+has no viper: bytecode only.
 """
 
 from __future__ import annotations
@@ -106,22 +109,36 @@ def main() -> int:
         print(f"  {name:30s} binary {b_w:8,d} B  int8 {i_w:8,d} B  saved {i_w - b_w:8,d} B "
               f"({i_w / b_w:.1f}x)   model files {len(b_model):,} B vs {len(i_model):,} B")
     print()
-    print(f"{'layer':30s} {'interp':6s} {'kernel':14s} {'ms/invoke':>10s} {'MAC/s':>12s} "
+    print(f"{'layer':30s} {'interp':6s} {'kernel':16s} {'ms/invoke':>10s} {'MAC/s':>12s} "
           f"{'fuel/invoke':>14s} {'binary speed-up':>16s}")
+    summary = []
     for name, macs, b_model, i_model, _, _ in layers:
         for interp in args.interpreters:
-            b_us, b_fuel = measure(b_model, interp, args.reps, False)
-            rows = [("binary", b_us, b_fuel)]
-            for viper in ([True, False] if interp == "unix" else [False]):
-                us, fuel = measure(i_model, interp, args.reps, viper)
-                rows.append(("int8 viper" if viper else "int8 bytecode", us, fuel))
-            for kernel, us, fuel in rows:
-                speed = "" if kernel == "binary" else f"{us / b_us:.1f}x"
-                if kernel != "binary" and fuel is not None:
-                    speed += f" ({fuel / b_fuel:.1f}x fuel)"
-                print(f"{name:30s} {interp:6s} {kernel:14s} {us / 1000:10.1f} "
-                      f"{macs / (us * 1e-6):12.3g} "
-                      f"{'' if fuel is None else f'{fuel:14.3g}':>14s} {speed:>16s}")
+            kinds = [True, False] if interp == "unix" else [False]
+            times = {}
+            for viper in kinds:
+                tag = "viper" if viper else "bytecode"
+                b_us, b_fuel = measure(b_model, interp, args.reps, viper)
+                i_us, i_fuel = measure(i_model, interp, args.reps, viper)
+                times[tag] = b_us
+                for kernel, us, fuel in ((f"binary {tag}", b_us, b_fuel),
+                                         (f"int8 {tag}", i_us, i_fuel)):
+                    speed = ""
+                    if kernel.startswith("int8"):
+                        speed = f"{us / b_us:.1f}x"
+                        if fuel is not None:
+                            speed += f" ({fuel / b_fuel:.1f}x fuel)"
+                    print(f"{name:30s} {interp:6s} {kernel:16s} {us / 1000:10.3f} "
+                          f"{macs / (us * 1e-6):12.3g} "
+                          f"{'' if fuel is None else f'{fuel:14.3g}':>14s} {speed:>16s}")
+            if "viper" in times:
+                gain = times["bytecode"] / times["viper"]
+                summary.append(f"  {name} ({interp}): binary viper {gain:.1f}x faster than "
+                               "binary bytecode")
+    if summary:
+        print()
+        print("Binary viper twin vs the binary bytecode kernel:")
+        print("\n".join(summary))
     return 0
 
 

@@ -24,6 +24,7 @@ from array import array
 from ..bitpack import BIT, POPCOUNT, popcount, row_bytes
 from ..buffers import int8_buffer
 from ..errors import ModelError
+from ..fast import chosen, select
 from ..fileformat import INT8, INT32, PACKED
 from .common import int32_values, tensor
 
@@ -39,6 +40,7 @@ class OutputTransform:
     def __init__(self, model, op, mode, cout, a_max, y, first):
         self.mode = mode
         self.thr = self.start = self.count = self.base = self.dir = self.steps = None
+        self.steps_wide = 0
         self.table = None
         self.table_row = a_max + 1
         if mode not in (OUT_BITS, OUT_STEPS, OUT_TABLE):
@@ -74,6 +76,7 @@ class OutputTransform:
                                      % (s.index, v, a_max))
                 big = big or v > 32767
             self.steps = array("i" if big else "h", steps)
+            self.steps_wide = 1 if big else 0  # (the viper twin reads int16 or int32 steps)
             self.start = array("i", [0] * cout)
             self.count = array("i", [0] * cout)
             self.base = array("i", [0] * cout)
@@ -246,11 +249,13 @@ class BConv2D:
         self.args = (x.data, w.data, y.data, self.scratch, self.pads, self.wpop, x.shape[0],
                      x.shape[1], x.shape[2], wb, p[6], p[7], cout, kh, kw, p[0], p[1], p[2],
                      p[3], p[4], p[5], zero_pad, cin, self.ot)
+        self.fn = select("bconv_viper", "bconv2d", bconv2d)
+        self.impl = chosen["bconv2d"]
 
     def eval(self):
         (x, w, y, scratch, pads, wpop, batches, in_h, in_w, wb, out_h, out_w, cout, kh, kw,
          sh, sw, dh, dw, pt, pl, zero_pad, cin, ot) = self.args
-        bconv2d(x, w, y, scratch, pads, wpop, batches, in_h, in_w, wb, out_h, out_w, cout, kh,
+        self.fn(x, w, y, scratch, pads, wpop, batches, in_h, in_w, wb, out_h, out_w, cout, kh,
                 kw, sh, sw, dh, dw, pt, pl, zero_pad, cin, ot)
 
 

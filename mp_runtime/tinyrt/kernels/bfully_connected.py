@@ -9,6 +9,7 @@
 # output transform. The math is kernels.bconv.bconv2d with a 1x1 filter on 1x1 images.
 from ..bitpack import row_bytes
 from ..errors import ModelError
+from ..fast import chosen, select
 from ..fileformat import PACKED
 from .bconv import OutputTransform, bconv2d
 from .common import tensor
@@ -32,10 +33,12 @@ class BFullyConnected:
                              % (y.shape, rows, n_out))
         self.ot = OutputTransform(model, op, op.params[0], n_out, n_in, y, 2)
         self.args = (x.data, w.data, y.data, rows, row_bytes(n_in), n_out, n_in, self.ot)
+        self.fn = select("bfully_connected_viper", "bconv2d", bconv2d)
+        self.impl = chosen["bconv2d"]
 
     def eval(self):
         x, w, y, rows, wb, n_out, n_in, ot = self.args
-        bconv2d(x, w, y, None, None, None, rows, 1, 1, wb, 1, 1, n_out, 1, 1, 1, 1, 1, 1, 0, 0,
+        self.fn(x, w, y, None, None, None, rows, 1, 1, wb, 1, 1, n_out, 1, 1, 1, 1, 1, 1, 0, 0,
                 0, n_in, ot)
 
 
