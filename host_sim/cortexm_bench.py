@@ -79,6 +79,28 @@ def conv_count(cpu, h, wd, c, out_c, kh, kw, stride, pad, seed=0):
         return m.count, valid * c * out_c
 
 
+def depthwise_count(cpu, h, wd, c, dm, kh, kw, stride, pad, seed=0):
+    """(instructions, MACs counted as tinyrt's Model.macs does: every tap of every output) of
+    one asm depthwise conv (depth multiplier dm), padded copy of the input included."""
+    rnd = random.Random(seed)
+    oc = c * dm
+    oh = (h + 2 * pad - kh) // stride + 1
+    ow = (wd + 2 * pad - kw) // stride + 1
+    x = array("b", [rnd.randint(-128, 127) for _ in range(h * wd * c)])
+    w = array("b", [rnd.randint(-127, 127) for _ in range(kh * kw * oc)])
+    bias = array("i", [rnd.randint(-4000, 4000) for _ in range(oc)])
+    q = (array("i", [40000] * oc), array("i", [0] * oc), array("i", [0] * oc),
+         array("i", [8] * oc))
+    y = array("b", [0] * (oh * ow * oc))
+    with cortexm.emulated_asm(cpu) as m:
+        from tinyrt.kernels import depthwise_conv_asm
+        k = depthwise_conv_asm.prepare(x, w, bias, y, 1, h, wd, c, dm, kh, kw, stride, stride,
+                                       1, 1, pad, pad, oh, ow, -2, 1, *q, -128, 127)
+        m.count = 0
+        k.depthwise_conv2d(*([None] * 22))
+        return m.count, oh * ow * oc * kh * kw
+
+
 def xor_popcount_count(cpu, words, rows, seed=0):
     """(instructions, binary MACs) of one asm xor-popcount over rows x words*32 bits."""
     rnd = random.Random(seed)
@@ -198,6 +220,11 @@ def main(argv=None) -> int:
              ("FC 256->12", lambda c: fc_count(c, 1, 256, 12)),
              ("conv 1x1 5x5x64->64", lambda c: conv_count(c, 5, 5, 64, 64, 1, 1, 1, 0)),
              ("conv 3x3 8x8x16->16 pad 1", lambda c: conv_count(c, 8, 8, 16, 16, 3, 3, 1, 1)),
+             ("depthwise 3x3 25x5x64 pad 1",
+              lambda c: depthwise_count(c, 25, 5, 64, 1, 3, 3, 1, 1)),
+             ("depthwise 3x3 8x8x16 x2 s2", lambda c: depthwise_count(c, 8, 8, 16, 2, 3, 3, 2, 1)),
+             ("depthwise 5x5 12x12x32 pad 2",
+              lambda c: depthwise_count(c, 12, 12, 32, 1, 5, 5, 1, 2)),
              ("binary xor-popcount 64x2048", lambda c: xor_popcount_count(c, 64, 64)),
              ("binary xor-popcount 16x256", lambda c: xor_popcount_count(c, 8, 16))]
     print("  %-28s" % "kernel" + "".join("%12s" % c for c in cpus))
@@ -208,6 +235,7 @@ def main(argv=None) -> int:
             vals.append("%12.3f" % (n / macs))
         print("  %-28s" % name + "".join(vals))
     print("  inner loops: int8_rows 57 instructions / 16 MACs = 3.5625 (4 channels x 4 k);"
+          " depthwise dw_rows 54 / 12 MACs = 4.5 (4 channels x 3 taps);"
           " xor-popcount 62 / 128 binary MACs = 0.484")
     viper = {}
     for op, mod in (("CONV_2D", "conv_viper"), ("DEPTHWISE_CONV_2D", "depthwise_conv_viper"),

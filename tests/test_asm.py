@@ -240,7 +240,7 @@ def test_selection_stays_off_non_arm():
 @pytest.mark.slow
 def test_kws_model_asm_path_matches_tflm():
     """kws_ref_model end to end with the asm twins selected (as on an ARM board): the glue on
-    CPython, conv/FC machine code in the emulated M0; equal to TFLM's recorded output."""
+    CPython, conv/depthwise/FC machine code in the emulated M0; equal to TFLM's recorded output."""
     path = SHARED_MODELS / "kws_ref_model.tflite"
     if not path.exists():
         pytest.skip("shared models not present")
@@ -259,6 +259,7 @@ def test_kws_model_asm_path_matches_tflm():
         finally:
             fast.arch[0] = fast.native_arch()
         assert fast.chosen["conv2d"] == "asm" and fast.chosen["fully_connected"] == "asm"
+        assert fast.chosen["depthwise_conv2d"] == "asm"
         mod.input(0).set([int(v) for v in io["x"][0].reshape(-1)])
         mod.invoke()
         assert m.count > 1_000_000
@@ -305,3 +306,81 @@ def test_binary_instructions_per_mac_goal():
 
     n, macs = cortexm_bench.xor_popcount_count("m0", 64, 64)
     assert n / macs <= 0.5
+
+
+@st.composite
+def depthwise_cases(draw):
+    h, wd = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    c, dm = draw(st.integers(1, 9)), draw(st.integers(1, 3))
+    oc = c * dm
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    sh, sw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    if draw(st.booleans()):  # SAME (TFLite's split: the extra row/column at the end)
+        oh, ow = (h + sh - 1) // sh, (wd + sw - 1) // sw
+        pt = max((oh - 1) * sh + eh - h, 0) // 2
+        pl = max((ow - 1) * sw + ew - wd, 0) // 2
+    else:  # VALID, grown to fit the filter
+        h, wd = max(h, eh), max(wd, ew)
+        oh, ow = (h - eh) // sh + 1, (wd - ew) // sw + 1
+        pt = pl = 0
+    n = draw(st.integers(1, 2))
+    x = array("b", draw(st.lists(st.integers(-128, 127), min_size=n * h * wd * c,
+                                 max_size=n * h * wd * c)))
+    w = array("b", draw(st.lists(st.integers(-128, 127), min_size=kh * kw * oc,
+                                 max_size=kh * kw * oc)))
+    bias = array("i", draw(st.lists(st.integers(-(1 << 16), 1 << 16), min_size=oc,
+                                    max_size=oc)))
+    zx, zy = draw(st.integers(-128, 127)), draw(st.integers(-128, 127))
+    geom = (n, h, wd, c, dm, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow)
+    return (x, w, bias, geom, zx, zy) + _requant(draw, oc) + _act(draw)
+
+
+def reference_depthwise(x, w, bias, y, geom, zx, zy, q, act):
+    """kernels.depthwise_conv.depthwise_conv2d with the tables DepthwiseConv2D builds."""
+    from tinyrt.kernels.depthwise_conv import depthwise_conv2d
+
+    n, h, wd, c, dm, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow = geom
+    oc = c * dm
+    rows = axis_windows(oh, h, kh, sh, dh, pt)
+    for r in range(0, 3 * oh, 3):
+        rows[r] *= wd * c
+        rows[r + 1] *= kw * oc
+    cols = axis_windows(ow, wd, kw, sw, dw, pl)
+    for k in range(0, 3 * ow, 3):
+        cols[k] *= c
+        cols[k + 1] *= oc
+    depthwise_conv2d(x, w, bias, y, n, h * wd * c, rows, cols, c, dm, dh * wd * c, kw * oc,
+                     dw * c, oc, zx, zy, *q, *act)
+
+
+@settings(max_examples=120, deadline=None)
+@given(depthwise_cases())
+def test_depthwise_conv_asm_bit_exact(case):
+    x, w, bias, geom, zx, zy, m_hi, m_lo, left, right, lo, hi = case
+    n, h, wd, c, dm, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow = geom
+    want = array("b", [0] * (n * oh * ow * c * dm))
+    reference_depthwise(x, w, bias, want, geom, zx, zy, (m_hi, m_lo, left, right), (lo, hi))
+    got = array("b", [0] * len(want))
+    with cortexm.emulated_asm("m0") as m:
+        from tinyrt.kernels import depthwise_conv_asm
+        k = depthwise_conv_asm.prepare(x, w, bias, got, *geom, zx, zy, m_hi, m_lo, left,
+                                       right, lo, hi)
+        m.count = 0
+        k.depthwise_conv2d(*([None] * 22))
+    note("geom %r: %d instructions" % (geom, m.count))
+    assert list(got) == list(want)
+
+
+def test_depthwise_instructions_per_mac():
+    """Depthwise on the M0 model: each tap added costs 4.5 instructions per MAC (the tap
+    loop: 54 per 3 taps x 4 channels), at most 5; the whole 3x3 call (padded copy, loops,
+    one ~60-instruction requantization per 9 MACs) at most 12.5 per MAC."""
+    from host_sim import cortexm_bench
+
+    n3, macs3 = cortexm_bench.depthwise_count("m0", 10, 10, 16, 1, 3, 3, 1, 1)
+    n5, macs5 = cortexm_bench.depthwise_count("m0", 10, 10, 16, 1, 5, 5, 1, 2)
+    assert (n5 - n3) / (macs5 - macs3) <= 5.0
+    n, macs = cortexm_bench.depthwise_count("m0", 25, 5, 64, 1, 3, 3, 1, 1)
+    assert n / macs <= 12.5

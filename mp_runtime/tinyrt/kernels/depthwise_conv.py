@@ -19,7 +19,7 @@
 from array import array
 
 from ..errors import ModelError
-from ..fast import select
+from ..fast import chosen, select
 from ..fileformat import INT32
 from ..requant import multiply_by_quantized_multiplier
 from .common import int32_values, requant_table, tensor
@@ -112,8 +112,12 @@ class DepthwiseConv2D:
                      dh * wd * c, kw * out_c, dw * c, out_c, x.zero_point, y.zero_point)
         self.q = requant_table(model, q, out_c)
         self.act = p[9], p[10]
-        self.fn = select("depthwise_conv_viper", "depthwise_conv2d", depthwise_conv2d)
-        self.impl = "viper" if self.fn is not depthwise_conv2d else "reference"
+        m_hi, m_lo, left, right = self.q
+        self.fn = select("depthwise_conv_viper", "depthwise_conv2d", depthwise_conv2d,
+                         (x.data, w.data, bias, y.data, n, h, wd, c, dm, kh, kw, sh, sw, dh,
+                          dw, pt, pl, oh, ow, x.zero_point, y.zero_point, m_hi, m_lo, left,
+                          right, p[9], p[10]))
+        self.impl = chosen["depthwise_conv2d"]
 
     def eval(self):
         x, w, b, y, n, x_batch, rows, cols, c, dm, x_fy, w_fy, x_fx, w_fx, x_zp, y_zp = (

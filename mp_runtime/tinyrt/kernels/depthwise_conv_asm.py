@@ -1,0 +1,460 @@
+# ruff: noqa: F821
+# (asm_thumb bodies name registers, labels and instructions that are not Python names)
+# Cortex-M (armv6m Thumb) twin of kernels.depthwise_conv.depthwise_conv2d: same results to the
+# bit.
+#
+# pad_copy copies the batch's input image into a padded image (built at prepare, its border
+# filled with x_zp once: a tap in the padding adds (x_zp - x_zp) * w = 0), so every output
+# uses all KH*KW taps and no bound is tested. dw_rows then walks the output pixels (loops
+# inside the asm), four output channels at a time (accumulators r8-r11; x bases r2-r5 = pixel
+# + each channel's input channel, so any depth multiplier works), over tap records of five
+# words (tap's byte offset in the padded image, the four channels' int8 weights as words:
+# ldr with an immediate offset, the armv6m ldrsb having none). Taps % 3 single steps, then
+# three taps per iteration: 54 instructions per 12 MACs = 4.5. The zero point is folded into
+# the per-channel bias (bias - x_zp * sum of the channel's weights over all taps), the loop
+# multiplies raw int8 values (ldrsb register-offset, emitted with data(2, ...)).
+# Requantization per output as in kernels.fully_connected_asm (exact, 32-bit), a subroutine
+# (bl/bx lr) called for each of the group's channels, state in registers.
+# Channels past OC in the last group have weight 0 and are not stored.
+import micropython
+from array import array
+
+from micropython import const
+
+from .fully_connected_asm import address_of, wrap32
+
+# dw_rows params block (array('i')), byte offsets
+_P = const(0)  # address of the padded image
+_ROWSTEP = const(4)  # bytes between output rows' first taps (sh * Wp * C)
+_COLSTEP = const(8)  # bytes between output pixels' first taps (sw * C)
+_OH = const(12)
+_OW = const(16)
+_GRP = const(20)  # address of the group table: 4 words per group (input channel offsets)
+_TAPREC = const(24)  # address of the tap records: per group, KH*KW records of 5 words
+_MIDBYTES = const(28)  # 20 * (taps % 3)
+_TRIPBYTES = const(32)  # 20 * (taps - taps % 3)
+_REQ = const(36)  # address of the requant records: per channel bias', mh, ml, left, right
+_OC = const(40)
+_Y = const(44)
+_YZP = const(48)
+_AMIN = const(52)
+_AMAX = const(56)
+_ROWCUR = const(60)  # scratch from here on, written by the kernel
+_ROWSLEFT = const(64)
+_XPIX = const(68)
+_COLSLEFT = const(72)
+_GCUR = const(76)
+_RECCUR = const(80)
+_QCUR = const(84)
+_OCLEFT = const(88)
+_YCUR = const(92)
+N_PARAMS = 24
+P_Y = const(11)  # word index of the field the glue sets per batch
+
+# pad_copy params block, word indices
+C_SRC = const(0)
+C_SSTEP = const(1)
+C_DST = const(2)
+C_DSTEP = const(3)
+C_ROWS = const(4)
+C_BYTES = const(5)
+C_WORDS = const(6)  # 1: src, dst, steps and bytes are multiples of 4 (copy words)
+N_COPY = 7
+
+
+@micropython.asm_thumb
+def pad_copy(r0):
+    # r1 source row, r2 destination row, r3 rows left, r4 byte index (counting down)
+    ldr(r1, [r0, 0])
+    ldr(r2, [r0, 8])
+    ldr(r3, [r0, 16])
+    cmp(r3, 0)
+    beq(cdone)
+    label(crow)
+    ldr(r4, [r0, 20])
+    ldr(r5, [r0, 24])
+    cmp(r5, 0)
+    beq(cbytes)
+    label(cword)
+    sub(r4, 4)
+    data(2, 0x590D)  # ldr r5, [r1, r4]
+    data(2, 0x5115)  # str r5, [r2, r4]
+    bne(cword)
+    b(cnext)
+    label(cbytes)
+    sub(r4, 1)
+    data(2, 0x5D0D)  # ldrb r5, [r1, r4]
+    data(2, 0x5515)  # strb r5, [r2, r4]
+    bne(cbytes)
+    label(cnext)
+    ldr(r5, [r0, 4])
+    add(r1, r1, r5)
+    ldr(r5, [r0, 12])
+    add(r2, r2, r5)
+    sub(r3, 1)
+    bne(crow)
+    label(cdone)
+    mov(r0, 0)
+
+
+@micropython.asm_thumb
+def dw_rows(r0):
+    # Tap loops: r0 weight, r1 tap record, r2-r5 x bases, r6 tap offset, r7 x value,
+    # r8-r11 accumulators, r12 params, lr end of the records of this loop.
+    mov(r1, r8)
+    mov(r2, r9)
+    mov(r3, r10)
+    mov(r4, r11)
+    push({r1, r2, r3, r4})  # r8-r11 are callee-saved (lr is restored by the epilogue)
+    b(entry)
+    label(rq)
+    # r0 acc, r1 requant record (bias', mh, ml, left, right; advanced by 20), r7 y (advanced
+    # by 1); uses r2-r6. MultiplyByQuantizedMultiplier(acc, M, left, right) + y_zp, clamped:
+    # the derivation is kernels.fully_connected_asm's (int8_rows, label requant), with
+    # M = mh * 2^15 + ml split at prepare.
+    ldr(r2, [r1, 0])
+    add(r0, r0, r2)  # acc
+    ldr(r2, [r1, 12])
+    lsl(r0, r2)  # a = acc << left
+    asr(r4, r0, 15)  # a1
+    lsl(r5, r0, 17)
+    lsr(r5, r5, 17)  # a0
+    ldr(r6, [r1, 4])  # mh
+    ldr(r3, [r1, 8])  # ml
+    mov(r2, r4)
+    mul(r2, r6)  # h
+    mul(r4, r3)  # p
+    mul(r6, r5)  # q
+    mul(r5, r3)  # r
+    lsr(r5, r5, 15)
+    asr(r3, r4, 15)
+    lsl(r4, r4, 17)
+    lsr(r4, r4, 17)
+    add(r5, r5, r4)
+    lsr(r4, r6, 15)
+    add(r3, r3, r4)
+    lsl(r6, r6, 17)
+    lsr(r6, r6, 17)
+    add(r5, r5, r6)
+    lsr(r5, r5, 15)
+    add(r3, r3, r5)
+    add(r3, 1)  # f
+    add(r2, r2, r3)
+    asr(r2, r2, 1)  # s = SRDHM(a, M)
+    ldr(r6, [r1, 16])  # right
+    mov(r3, 1)
+    lsl(r3, r6)
+    asr(r4, r2, 31)
+    add(r3, r3, r4)
+    asr(r3, r3, 1)
+    add(r2, r2, r3)
+    asr(r2, r6)  # RoundingDivideByPOT(s, right)
+    add(r1, 20)
+    mov(r6, r12)
+    ldr(r3, [r6, _YZP])
+    add(r2, r2, r3)
+    ldr(r3, [r6, _AMIN])
+    cmp(r2, r3)
+    bge(rq_min)
+    mov(r2, r3)
+    label(rq_min)
+    ldr(r3, [r6, _AMAX])
+    cmp(r2, r3)
+    ble(rq_max)
+    mov(r2, r3)
+    label(rq_max)
+    strb(r2, [r7, 0])
+    add(r7, 1)
+    bx(lr)
+    label(entry)
+    mov(r12, r0)
+    ldr(r1, [r0, _P])
+    str(r1, [r0, _ROWCUR])
+    ldr(r1, [r0, _Y])
+    str(r1, [r0, _YCUR])
+    ldr(r1, [r0, _OH])
+    str(r1, [r0, _ROWSLEFT])
+    label(row_loop)
+    mov(r7, r12)
+    ldr(r1, [r7, _ROWSLEFT])
+    cmp(r1, 0)
+    bne(row_start)
+    b(done)
+    label(row_start)
+    ldr(r1, [r7, _ROWCUR])
+    str(r1, [r7, _XPIX])
+    ldr(r1, [r7, _OW])
+    str(r1, [r7, _COLSLEFT])
+    label(pixel_loop)
+    mov(r7, r12)
+    ldr(r1, [r7, _COLSLEFT])
+    cmp(r1, 0)
+    bne(pixel_start)
+    b(row_next)
+    label(pixel_start)
+    ldr(r1, [r7, _GRP])
+    str(r1, [r7, _GCUR])
+    ldr(r1, [r7, _TAPREC])
+    str(r1, [r7, _RECCUR])
+    ldr(r1, [r7, _REQ])
+    str(r1, [r7, _QCUR])
+    ldr(r1, [r7, _OC])
+    str(r1, [r7, _OCLEFT])
+    label(group_loop)
+    mov(r7, r12)
+    ldr(r6, [r7, _XPIX])
+    ldr(r1, [r7, _GCUR])
+    ldr(r2, [r1, 0])
+    add(r2, r2, r6)
+    ldr(r3, [r1, 4])
+    add(r3, r3, r6)
+    ldr(r4, [r1, 8])
+    add(r4, r4, r6)
+    ldr(r5, [r1, 12])
+    add(r5, r5, r6)
+    add(r1, 16)
+    str(r1, [r7, _GCUR])
+    ldr(r1, [r7, _RECCUR])
+    ldr(r0, [r7, _MIDBYTES])
+    add(r0, r0, r1)
+    data(2, 0x4686)  # mov lr, r0
+    mov(r6, 0)
+    mov(r8, r6)
+    mov(r9, r6)
+    mov(r10, r6)
+    mov(r11, r6)
+    label(single_check)  # taps % 3 single taps
+    data(2, 0x4571)  # cmp r1, lr
+    beq(triples)
+    ldr(r6, [r1, 0])
+    data(2, 0x5797)  # ldrsb r7, [r2, r6]
+    ldr(r0, [r1, 4])
+    mul(r0, r7)
+    data(2, 0x4480)  # add r8, r0
+    data(2, 0x579F)  # ldrsb r7, [r3, r6]
+    ldr(r0, [r1, 8])
+    mul(r0, r7)
+    data(2, 0x4481)  # add r9, r0
+    data(2, 0x57A7)  # ldrsb r7, [r4, r6]
+    ldr(r0, [r1, 12])
+    mul(r0, r7)
+    data(2, 0x4482)  # add r10, r0
+    data(2, 0x57AF)  # ldrsb r7, [r5, r6]
+    ldr(r0, [r1, 16])
+    mul(r0, r7)
+    data(2, 0x4483)  # add r11, r0
+    add(r1, 20)
+    b(single_check)
+    label(triples)
+    mov(r7, r12)
+    ldr(r0, [r7, _TRIPBYTES])
+    add(r0, r0, r1)
+    data(2, 0x4686)  # mov lr, r0
+    data(2, 0x4571)  # cmp r1, lr
+    beq(group_done)
+    label(triple)  # three taps, four channels each
+    ldr(r6, [r1, 0])
+    data(2, 0x5797)  # ldrsb r7, [r2, r6]
+    ldr(r0, [r1, 4])
+    mul(r0, r7)
+    data(2, 0x4480)  # add r8, r0
+    data(2, 0x579F)  # ldrsb r7, [r3, r6]
+    ldr(r0, [r1, 8])
+    mul(r0, r7)
+    data(2, 0x4481)  # add r9, r0
+    data(2, 0x57A7)  # ldrsb r7, [r4, r6]
+    ldr(r0, [r1, 12])
+    mul(r0, r7)
+    data(2, 0x4482)  # add r10, r0
+    data(2, 0x57AF)  # ldrsb r7, [r5, r6]
+    ldr(r0, [r1, 16])
+    mul(r0, r7)
+    data(2, 0x4483)  # add r11, r0
+    ldr(r6, [r1, 20])
+    data(2, 0x5797)  # ldrsb r7, [r2, r6]
+    ldr(r0, [r1, 24])
+    mul(r0, r7)
+    data(2, 0x4480)  # add r8, r0
+    data(2, 0x579F)  # ldrsb r7, [r3, r6]
+    ldr(r0, [r1, 28])
+    mul(r0, r7)
+    data(2, 0x4481)  # add r9, r0
+    data(2, 0x57A7)  # ldrsb r7, [r4, r6]
+    ldr(r0, [r1, 32])
+    mul(r0, r7)
+    data(2, 0x4482)  # add r10, r0
+    data(2, 0x57AF)  # ldrsb r7, [r5, r6]
+    ldr(r0, [r1, 36])
+    mul(r0, r7)
+    data(2, 0x4483)  # add r11, r0
+    ldr(r6, [r1, 40])
+    data(2, 0x5797)  # ldrsb r7, [r2, r6]
+    ldr(r0, [r1, 44])
+    mul(r0, r7)
+    data(2, 0x4480)  # add r8, r0
+    data(2, 0x579F)  # ldrsb r7, [r3, r6]
+    ldr(r0, [r1, 48])
+    mul(r0, r7)
+    data(2, 0x4481)  # add r9, r0
+    data(2, 0x57A7)  # ldrsb r7, [r4, r6]
+    ldr(r0, [r1, 52])
+    mul(r0, r7)
+    data(2, 0x4482)  # add r10, r0
+    data(2, 0x57AF)  # ldrsb r7, [r5, r6]
+    ldr(r0, [r1, 56])
+    mul(r0, r7)
+    data(2, 0x4483)  # add r11, r0
+    add(r1, 60)
+    data(2, 0x4571)  # cmp r1, lr
+    bne(triple)
+    label(group_done)  # requantize the group's channels (at most OCLEFT of them)
+    mov(r7, r12)
+    str(r1, [r7, _RECCUR])
+    ldr(r2, [r7, _OCLEFT])
+    mov(r0, r2)
+    sub(r0, 4)
+    str(r0, [r7, _OCLEFT])  # negative after a last, partial group
+    ldr(r1, [r7, _QCUR])
+    ldr(r7, [r7, _YCUR])
+    mov(r0, r8)
+    mov(r8, r2)  # channels left, this group's included
+    bl(rq)
+    mov(r0, r8)
+    cmp(r0, 1)
+    beq(rq_end)
+    mov(r0, r9)
+    bl(rq)
+    mov(r0, r8)
+    cmp(r0, 2)
+    beq(rq_end)
+    mov(r0, r10)
+    bl(rq)
+    mov(r0, r8)
+    cmp(r0, 3)
+    beq(rq_end)
+    mov(r0, r11)
+    bl(rq)
+    label(rq_end)
+    mov(r6, r12)
+    str(r1, [r6, _QCUR])
+    str(r7, [r6, _YCUR])
+    mov(r7, r6)
+    ldr(r0, [r6, _OCLEFT])
+    cmp(r0, 0)
+    ble(pixel_next)
+    b(group_loop)
+    label(pixel_next)
+    ldr(r0, [r7, _XPIX])
+    ldr(r1, [r7, _COLSTEP])
+    add(r0, r0, r1)
+    str(r0, [r7, _XPIX])
+    ldr(r0, [r7, _COLSLEFT])
+    sub(r0, 1)
+    str(r0, [r7, _COLSLEFT])
+    b(pixel_loop)
+    label(row_next)
+    ldr(r0, [r7, _ROWCUR])
+    ldr(r1, [r7, _ROWSTEP])
+    add(r0, r0, r1)
+    str(r0, [r7, _ROWCUR])
+    ldr(r0, [r7, _ROWSLEFT])
+    sub(r0, 1)
+    str(r0, [r7, _ROWSLEFT])
+    b(row_loop)
+    label(done)
+    pop({r1, r2, r3, r4})
+    mov(r8, r1)
+    mov(r9, r2)
+    mov(r10, r3)
+    mov(r11, r4)
+    mov(r0, 0)
+
+
+class DepthwiseConv2DAsm:
+    """Prepared at load: padded image (border = x_zp), group table, tap records, requant
+    records, params blocks; depthwise_conv2d() has the reference function's signature."""
+
+    def __init__(self, x, w, bias, y, n, h, wd, c, dm, kh, kw, sh, sw, dh, dw, pt, pl, oh,
+                 ow, x_zp, y_zp, m_hi, m_lo, left, right, act_min, act_max):
+        oc = c * dm
+        hp = (oh - 1) * sh + (kh - 1) * dh + 1  # padded rows and columns the outputs read
+        wp = (ow - 1) * sw + (kw - 1) * dw + 1
+        row_b = wp * c
+        self.pad = bytearray([x_zp & 0xFF]) * (hp * row_b)
+        taps = kh * kw
+        ngrp = (oc + 3) // 4
+        grp = array("i", [0] * (4 * ngrp))
+        for s in range(oc):
+            grp[s] = s // dm
+        rec = array("i", [0] * (20 * ngrp * taps // 4))
+        i = 0
+        for g in range(ngrp):
+            for fy in range(kh):
+                for fx in range(kw):
+                    t = fy * kw + fx
+                    rec[i] = fy * dh * row_b + fx * dw * c
+                    for j in range(4):
+                        o = 4 * g + j
+                        rec[i + 1 + j] = w[t * oc + o] if o < oc else 0
+                    i += 5
+        req = array("i", [0] * (5 * oc))
+        for o in range(oc):
+            s = 0
+            for t in range(taps):
+                s += w[t * oc + o]
+            req[5 * o] = wrap32(bias[o] - x_zp * s)
+            req[5 * o + 1] = m_hi[o]
+            req[5 * o + 2] = m_lo[o]
+            req[5 * o + 3] = left[o]
+            req[5 * o + 4] = right[o]
+        self.grp, self.rec, self.req = grp, rec, req
+        p = array("i", [0] * N_PARAMS)
+        p[_P >> 2] = address_of(self.pad)
+        p[_ROWSTEP >> 2] = sh * row_b
+        p[_COLSTEP >> 2] = sw * c
+        p[_OH >> 2] = oh
+        p[_OW >> 2] = ow
+        p[_GRP >> 2] = address_of(grp)
+        p[_TAPREC >> 2] = address_of(rec)
+        p[_MIDBYTES >> 2] = 20 * (taps % 3)
+        p[_TRIPBYTES >> 2] = 20 * (taps - taps % 3)
+        p[_REQ >> 2] = address_of(req)
+        p[_OC >> 2] = oc
+        p[_YZP >> 2] = y_zp
+        p[_AMIN >> 2] = act_min
+        p[_AMAX >> 2] = act_max
+        self.p = p
+        # the input rows and columns that land inside the padded image
+        nr = h if h < hp - pt else hp - pt
+        nc = wd if wd < wp - pl else wp - pl
+        cp = array("i", [0] * N_COPY)
+        cp[C_SSTEP] = wd * c
+        cp[C_DST] = address_of(self.pad) + (pt * wp + pl) * c
+        cp[C_DSTEP] = row_b
+        cp[C_ROWS] = nr if nr > 0 and nc > 0 else 0
+        cp[C_BYTES] = nc * c
+        xa = address_of(x)
+        cp[C_WORDS] = 1 if (xa | cp[C_SSTEP] | cp[C_DST] | row_b | cp[C_BYTES]
+                            | (h * wd * c)) & 3 == 0 else 0
+        self.cp = cp
+        self.geom = (n, xa, h * wd * c, address_of(y), oh * ow * oc)
+
+    def depthwise_conv2d(self, x, w, bias, y, batches, x_batch, rows, cols, in_c, depth_mult,
+                         x_fy, w_fy, x_fx, w_fx, x_zp, y_zp, m_hi, m_lo, left, right,
+                         act_min, act_max):
+        n, xa, x_batch, ya, y_batch = self.geom
+        cp = self.cp
+        p = self.p
+        for b in range(n):
+            cp[C_SRC] = xa + b * x_batch
+            pad_copy(cp)
+            p[P_Y] = ya + b * y_batch
+            dw_rows(p)
+
+
+def prepare(x, w, bias, y, n, h, wd, c, dm, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, x_zp,
+            y_zp, m_hi, m_lo, left, right, act_min, act_max):
+    if kh * kw * c * dm < 1 or oh < 1 or ow < 1:
+        return None
+    return DepthwiseConv2DAsm(x, w, bias, y, n, h, wd, c, dm, kh, kw, sh, sw, dh, dw, pt, pl,
+                              oh, ow, x_zp, y_zp, m_hi, m_lo, left, right, act_min, act_max)
