@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -104,3 +107,67 @@ def test_wrong_input_is_a_shape_error(interpreter):
     assert lines[0] == "ShapeError: tensor 'x' takes 16 values (shape (1, 16)), got 3"
     assert lines[1] == "ShapeError: tensor 'x' takes 16 values (shape (1, 16)), got 17"
     assert lines[2] == "ShapeError: value 300 at 0 is outside int8 [-128, 127]"
+
+
+# load() of kws_ref_model on the unix port: the RAM the loaded model keeps beyond its buffers
+# (file or tables + scratch, and the arena), from gc.mem_alloc() deltas after collection. The
+# kernel modules (and tinyrt.stream) are imported first, so only the model's own objects count.
+LOAD_RAM_PROBE = r"""
+import gc, json
+import tinyrt, tinyrt.stream
+m = tinyrt.load("m.trt", stream=False)
+m = None
+out = {}
+for stream in (False, True):
+    gc.collect()
+    a0 = gc.mem_alloc()
+    m = tinyrt.load("m.trt", stream=stream)
+    gc.collect()
+    out["streamed" if stream else "whole"] = gc.mem_alloc() - a0
+    m.close()
+    m = None
+print(json.dumps(out))
+"""
+# Measured after tinyrt stopped keeping an object per tensor/op record and its names (64-bit
+# unix port): 33.6 KB whole, 36.1 KB streamed; before, 59.2 KB and 61.7 KB.
+KWS_LOAD_OBJECTS_MAX = 40_000  # bytes
+# Smallest free heap in which import + load + invoke work (converter.fit's bisection on
+# -X heapsize, .mpy runtime): 153 KB streamed, 183 KB whole; before, 202-209 KB and 228-266 KB.
+KWS_NEED_STREAMED_MAX = 175_000  # bytes
+KWS_NEED_WHOLE_MAX = 215_000  # bytes
+
+
+def _kws_model() -> bytes:
+    from converter.tflite_import import import_tflite
+    from tests.conftest import SHARED_MODELS
+
+    p = SHARED_MODELS / "kws_ref_model.tflite"
+    if not p.exists():
+        pytest.skip(f"{p} not present")
+    return writer.serialize(import_tflite(p.read_bytes(), source_name=p.name))
+
+
+def test_kws_load_keeps_few_objects():
+    from tinyrt import fileformat as ff
+    from tinyrt.stream import scratch_bytes
+
+    model = _kws_model()
+    mf = ff.read_model(model)
+    tables = next(off for kind, off, _, _ in mf.sections if kind == ff.DATA)
+    out = json.loads(run(LOAD_RAM_PROBE, "unix", files={"m.trt": model}).stdout)
+    whole = out["whole"] - len(model) - mf.arena_bytes
+    streamed = out["streamed"] - tables - scratch_bytes(mf) - mf.arena_bytes
+    print(f"kws load() objects on the unix port: {whole} B whole, {streamed} B streamed")
+    assert 0 < whole < KWS_LOAD_OBJECTS_MAX
+    assert 0 < streamed < KWS_LOAD_OBJECTS_MAX
+
+
+def test_kws_load_peak_heap():
+    from converter import fit
+
+    model = _kws_model()
+    need_streamed = fit._smallest_free_heap(model, True, KWS_NEED_STREAMED_MAX)
+    need_whole = fit._smallest_free_heap(model, False, KWS_NEED_WHOLE_MAX)
+    print(f"kws needs a free heap of {need_streamed} B streamed, {need_whole} B whole")
+    assert need_streamed < KWS_NEED_STREAMED_MAX
+    assert need_whole < KWS_NEED_WHOLE_MAX

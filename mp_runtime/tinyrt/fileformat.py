@@ -19,6 +19,7 @@
 #   NAMES     optional: n_tensors strings, each "<H" length + UTF-8 bytes
 #   METADATA  optional: UTF-8 JSON object (converter version, source hash, labels)
 import struct
+from array import array
 
 from .errors import ModelError
 
@@ -80,7 +81,12 @@ def stored_bytes(dtype, shape):
 
 
 class TensorRecord:
-    def __init__(self, dtype, shape, storage, flags, offset, nbytes, scale, zero_point):
+    """One TENSORS record, parsed when asked for (mf.tensors[i]); nothing keeps it."""
+
+    def __init__(self, mf, index, dtype, shape, storage, flags, offset, nbytes, scale,
+                 zero_point):
+        self.file = mf
+        self.index = index
         self.dtype = dtype
         self.shape = shape
         self.storage = storage
@@ -89,7 +95,10 @@ class TensorRecord:
         self.nbytes = nbytes
         self.scale = scale
         self.zero_point = zero_point
-        self.name = ""
+
+    @property
+    def name(self):
+        return tensor_name(self.file, self.index)
 
 
 class OpRecord:
@@ -100,8 +109,51 @@ class OpRecord:
         self.params = params
 
 
+class _Tensors:
+    """mf.tensors: the TENSORS section read in place. Indexing parses one record into a
+    TensorRecord, so a loaded model keeps no object per tensor record."""
+
+    def __init__(self, mf, off, n):
+        self.file = mf
+        self.off = off
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if i < 0:
+            i += self.n
+        if i < 0 or i >= self.n:
+            raise IndexError("tensor index out of range")
+        return _tensor_record(self.file, self.file.buf, self.off + i * TENSOR_SIZE, i)
+
+    def __iter__(self):
+        for i in range(self.n):
+            yield self[i]
+
+
+class _Ops:
+    """mf.ops: the OPS section read in place; `starts` holds each record's offset in buf."""
+
+    def __init__(self, mf, starts):
+        self.file = mf
+        self.starts = starts  # array('I'): n_ops byte offsets into mf.buf
+
+    def __len__(self):
+        return len(self.starts)
+
+    def __getitem__(self, i):
+        return _op_record(self.file.buf, self.starts[i])
+
+    def __iter__(self):
+        for i in range(len(self.starts)):
+            yield self[i]
+
+
 class ModelFile:
     """The parsed tables of a model file; constant data stays in `buf` (not copied).
+    Tensor and operator records are read from `buf` when asked for (mf.tensors[i], mf.ops[i]).
 
     When the weights are streamed, `buf` holds only the bytes before the DATA section."""
 
@@ -114,12 +166,31 @@ class ModelFile:
         self.scratch_bytes = 0
         self.inputs = ()
         self.outputs = ()
-        self.tensors = []
-        self.ops = []
+        self.tensors = _Tensors(self, 0, 0)
+        self.ops = _Ops(self, array("I"))
+        self.names = None  # array('I'): offset in buf of each tensor's NAMES entry, or None
         self.data_offset = 0
         self.data_length = 0
         self.data_crc = 0  # CRC32 of DATA from the section table
         self.metadata_span = None  # (offset, length) of the METADATA section
+
+
+_DIMS_FMT = ("<", "<I", "<2I", "<3I", "<4I")  # struct formats of 0..MAX_DIMS dims
+
+
+def tensor_shape(mf, i):
+    """Tensor i's shape, read from its TENSORS record (one tuple allocated)."""
+    pos = mf.tensors.off + i * TENSOR_SIZE
+    return struct.unpack_from(_DIMS_FMT[mf.buf[pos + 1]], mf.buf, pos + 12)
+
+
+def tensor_name(mf, i):
+    """Tensor i's name from the NAMES section ('' without one), decoded when asked for."""
+    if mf.names is None:
+        return ""
+    pos = mf.names[i]
+    (n,) = struct.unpack_from("<H", mf.buf, pos)
+    return struct.unpack_from("%ds" % n, mf.buf, pos + 2)[0].decode("utf-8")
 
 
 def _crc32(buf, off, length):
@@ -273,6 +344,13 @@ def _read_meta(mf, buf, span):
     mf.n_ops = n_ops
 
 
+def _tensor_record(mf, buf, pos, i):
+    (dtype, ndim, storage, flags, t_off, nbytes, d0, d1, d2, d3, scale,
+     zp) = struct.unpack_from(TENSOR_FMT, buf, pos)
+    shape = (d0, d1, d2, d3)[:ndim]
+    return TensorRecord(mf, i, dtype, shape, storage, flags, t_off, nbytes, scale, zp)
+
+
 def _read_tensors(mf, buf, span):
     off, length = span
     n = mf.n_tensors
@@ -309,16 +387,27 @@ def _read_tensors(mf, buf, span):
                              % (i, t_off, DTYPES[dtype][1]))
         if scale != scale:
             raise ModelError("tensor %d has a NaN scale" % i)
-        mf.tensors.append(TensorRecord(dtype, shape, storage, flags, t_off, nbytes, scale, zp))
+    mf.tensors = _Tensors(mf, off, n)
+
+
+def _op_record(buf, pos):
+    opcode, n_in, n_out, n_params, _ = struct.unpack_from(OP_HEAD_FMT, buf, pos)
+    pos += OP_HEAD_SIZE
+    n_idx = n_in + n_out
+    idx = struct.unpack_from("<%dH" % n_idx, buf, pos)
+    params = struct.unpack_from("<%di" % n_params, buf, pos + ((2 * n_idx + 3) & ~3))
+    return OpRecord(opcode, idx[:n_in], idx[n_in:], params)
 
 
 def _read_ops(mf, buf, span, n_tensors):
     off, length = span
     end = off + length
     pos = off
+    starts = array("I", bytes(4 * mf.n_ops))
     for i in range(mf.n_ops):
         if pos + OP_HEAD_SIZE > end:
             raise ModelError("section OPS ends inside operator %d of %d" % (i, mf.n_ops))
+        starts[i] = pos
         opcode, n_in, n_out, n_params, _ = struct.unpack_from(OP_HEAD_FMT, buf, pos)
         pos += OP_HEAD_SIZE
         n_idx = n_in + n_out
@@ -326,24 +415,22 @@ def _read_ops(mf, buf, span, n_tensors):
         if rec_end > end:
             raise ModelError("operator %d (opcode %d) needs %d bytes past the end of OPS"
                              % (i, opcode, rec_end - end))
-        idx = struct.unpack_from("<%dH" % n_idx, buf, pos)
-        for t in idx:
+        for t in struct.unpack_from("<%dH" % n_idx, buf, pos):
             if t >= n_tensors and t != NO_TENSOR:
                 raise ModelError("operator %d (opcode %d) names tensor %d, model has %d"
                                  % (i, opcode, t, n_tensors))
-        pos += (2 * n_idx + 3) & ~3
-        params = struct.unpack_from("<%di" % n_params, buf, pos)
         pos = rec_end
-        mf.ops.append(OpRecord(opcode, idx[:n_in], idx[n_in:], params))
     if pos != end:
         raise ModelError("section OPS has %d bytes after operator %d" % (end - pos, mf.n_ops))
+    mf.ops = _Ops(mf, starts)
 
 
 def _read_names(mf, buf, span):
     off, length = span
     end = off + length
     pos = off
-    for t in mf.tensors:
+    names = array("I", bytes(4 * mf.n_tensors))
+    for i in range(mf.n_tensors):
         if pos + 2 > end:
             raise ModelError("section NAMES ends before the last tensor's name")
         (n,) = struct.unpack_from("<H", buf, pos)
@@ -351,12 +438,14 @@ def _read_names(mf, buf, span):
             raise ModelError("section NAMES: a name runs past the end of the section")
         raw = struct.unpack_from("%ds" % n, buf, pos + 2)[0]
         try:
-            t.name = raw.decode("utf-8")
+            raw.decode("utf-8")  # checked here, decoded again when asked for (tensor_name)
         except UnicodeError:
             raise ModelError("section NAMES holds a name that is not UTF-8")
+        names[i] = pos
         pos += 2 + n
     if pos != end:
         raise ModelError("section NAMES has %d bytes after the last name" % (end - pos))
+    mf.names = names
 
 
 def read_metadata(mf):

@@ -8,7 +8,7 @@ import struct
 import sys
 from array import array
 
-from . import opcodes, stream
+from . import opcodes
 from .buffers import int8_buffer
 from .errors import ArenaError, ModelError, UnsupportedError
 from .fileformat import ARENA, DATA, HEADER_SIZE, MAX_SECTIONS, META, NO_TENSOR, \
@@ -44,10 +44,12 @@ def _free_heap():
     return gc.mem_free()
 
 
-# Beyond the file and the arena, load() keeps the parsed tables, Tensor objects and each
-# kernel's prepared tables: 7-12x the file's table bytes (those before DATA) measured on the
-# 64-bit unix port, less on 32-bit boards. Automatic mode loads the whole file when it fits
-# with this much to spare, and streams the weights otherwise (or when loading it whole fails).
+# Beyond the file and the arena, load() keeps a Tensor object per tensor and each kernel's
+# prepared tables (records and names are read from the file's bytes when asked for): about 4x
+# the file's table bytes (those before DATA) for kws_ref_model on the 64-bit unix port, less on
+# 32-bit boards, plus garbage while loading; 8x leaves room for both. Automatic mode loads the
+# whole file when it fits with this much to spare, and streams the weights otherwise (or when
+# loading it whole fails).
 _RESERVE_PER_TABLE_BYTE = 8
 _RESERVE_MIN = 8192  # bytes
 
@@ -154,6 +156,8 @@ def _load_path(path, stream):
     tables = _allocate(lay.tables, "tables of model file %r" % path)
     _read_into(path, tables)
     mf = read_model(tables, lay.size)
+    if _COLLECT:
+        gc.collect()  # validation's garbage, before the kernel modules are imported
     for i, op in enumerate(mf.ops):
         _kernel_module(op.opcode, i)
     auto = stream is None
@@ -240,6 +244,8 @@ class Model:
         self.arena = _allocate(mf.arena_bytes, "arena", _ARENA_HINT)
         self.scratch = None
         if self.stream is not None:
+            from . import stream  # imported only by a model that streams its weights
+
             n = stream.scratch_bytes(mf)
             free = _free_heap()
             if n > free:
@@ -266,9 +272,15 @@ class Model:
             self.tensors.append(Tensor(i, rec, data))
         self.ops = mf.ops
         self.kernels = []
-        scratch = memoryview(self.scratch) if self.scratch is not None else None
+        scratch = None
+        if self.scratch is not None:
+            from . import stream
+
+            scratch = memoryview(self.scratch)
         for i, op in enumerate(mf.ops):
             mod = _kernel_module(op.opcode, i)
+            if _COLLECT:
+                gc.collect()  # the last prepare()'s garbage, before this one's tables
             reads = ()
             if scratch is not None:
                 reads = stream.bind(self, op, scratch)

@@ -9,25 +9,37 @@
 # set() and tolist() run outside invoke(): a word >= 2^30 is a heap long on 32-bit boards,
 # which is fine here; kernels never form one (they read packed data byte by byte).
 from .errors import ShapeError
-from .fileformat import DTYPES, INT8, INT32, PACKED
+from .fileformat import DTYPES, INT8, INT32, PACKED, tensor_name, tensor_shape
 
 _INT8 = DTYPES[INT8][0]
 _WORDS = (DTYPES[INT32][0], DTYPES[PACKED][0])  # dtypes set()/tolist() take as int32 words
 
 
 class Tensor:
+    # Few attributes per tensor (RAM: a model keeps one Tensor per tensor); shape, scale and
+    # name are read from the model file's record when asked for.
     def __init__(self, index, rec, data):
         self.index = index
-        self.name = rec.name
+        self.file = rec.file  # the ModelFile holding the record
         self.dtype = DTYPES[rec.dtype][0]
-        self.shape = rec.shape
-        self.scale = rec.scale
         self.zero_point = rec.zero_point
         self.data = data  # memoryview: int8 items (int8 values, or the raw bytes of words)
         n = 1
         for d in rec.shape:
             n *= d
         self.size = n  # elements (channels, for a packed tensor)
+
+    @property
+    def shape(self):
+        return tensor_shape(self.file, self.index)
+
+    @property
+    def scale(self):
+        return self.file.tensors[self.index].scale
+
+    @property
+    def name(self):
+        return tensor_name(self.file, self.index)
 
     def __len__(self):
         return self.size
@@ -107,8 +119,9 @@ class Tensor:
             raise ShapeError("tensor %r takes %d values (shape %r), got %d"
                              % (self.name, self.size, self.shape, n))
         d = self.data
+        scale = self.scale
         for i in range(n):
-            q = int(round(reals[i] / self.scale)) + self.zero_point
+            q = int(round(reals[i] / scale)) + self.zero_point
             d[i] = -128 if q < -128 else (127 if q > 127 else q)
 
     def dequantize(self):
@@ -116,4 +129,5 @@ class Tensor:
         if self.dtype != _INT8:
             raise ShapeError("tensor %r is %s; dequantize() takes int8 tensors"
                              % (self.name, self.dtype))
-        return [(q - self.zero_point) * self.scale for q in self.data]
+        scale = self.scale
+        return [(q - self.zero_point) * scale for q in self.data]

@@ -17,54 +17,9 @@ from ..errors import ModelError
 from ..fast import select
 from ..fileformat import INT32
 from ..requant import rounding_divide_by_pot, srdhm
-from .common import requant_table, tensor
+from .common import broadcast_geometry, check_zero_points, requant_table, tensor
 
 _LEFT_SHIFT = 20
-
-
-def broadcast_geometry(what, a, b, y):
-    """Loop geometry of a binary elementwise op over its 4-D extended output shape.
-
-    Returns (dims, strides_a, strides_b): 4-tuples of the output dims and each input's element
-    strides along them (0 along a broadcast dim). Same shapes collapse to one flat dim."""
-    sa = a.shape
-    sb = b.shape
-    sy = y.shape
-    if len(sa) > 4 or len(sb) > 4 or len(sy) > 4:
-        raise ModelError("%s shapes %r, %r -> %r: at most 4-D" % (what, sa, sb, sy))
-    ea = (1,) * (4 - len(sa)) + tuple(sa)
-    eb = (1,) * (4 - len(sb)) + tuple(sb)
-    ey = (1,) * (4 - len(sy)) + tuple(sy)
-    dims = []
-    for i in range(4):
-        da = ea[i]
-        db = eb[i]
-        if da != db and da != 1 and db != 1:
-            raise ModelError("%s shapes %r and %r do not broadcast" % (what, sa, sb))
-        dims.append(da if da != 1 else db)
-    if tuple(dims) != ey:
-        raise ModelError("%s output shape %r, expected %r from inputs %r, %r"
-                         % (what, sy, tuple(dims), sa, sb))
-    if ea == eb:
-        return (1, 1, 1, y.size), (0, 0, 0, 1), (0, 0, 0, 1)
-    return tuple(dims), _strides(ea), _strides(eb)
-
-
-def check_zero_points(what, tensors):
-    """int8 zero points lie in [-128, 127]: the kernels' bounds (|x - zp| <= 255) rest on it."""
-    for t in tensors:
-        if t.zero_point < -128 or t.zero_point > 127:
-            raise ModelError("%s tensor %d has zero point %d, expected -128..127"
-                             % (what, t.index, t.zero_point))
-
-
-def _strides(shape):
-    st = [0, 0, 0, 0]
-    step = 1
-    for i in (3, 2, 1, 0):
-        st[i] = step if shape[i] != 1 else 0
-        step *= shape[i]
-    return tuple(st)
 
 
 def add(x1, x2, y, dims, s1, s2, q, act_min, act_max):

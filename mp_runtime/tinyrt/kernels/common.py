@@ -1,9 +1,11 @@
 # Helpers for kernels' prepare(): reading constant int32 tables and checking tensors.
-import struct
+# Tables are allocated as array('i', bytes(4 * n)): no list of n ints on the way (array()
+# copies a bytes initializer raw, on MicroPython and CPython; the ports are little-endian,
+# as the file).
 from array import array
 
 from ..errors import ModelError
-from ..fileformat import INT8, NO_TENSOR
+from ..fileformat import DTYPES, INT8, NO_TENSOR
 
 
 def tensor(model, op, index, what, dtype=INT8, optional=False):
@@ -15,8 +17,7 @@ def tensor(model, op, index, what, dtype=INT8, optional=False):
             return None
         raise ModelError("%s tensor is missing" % what)
     t = model.tensors[table[i]]
-    rec = model.file.tensors[table[i]]
-    if rec.dtype != dtype:
+    if t.dtype != DTYPES[dtype][0]:
         raise ModelError("%s tensor %d is %s" % (what, t.index, t.dtype))
     return t
 
@@ -24,12 +25,12 @@ def tensor(model, op, index, what, dtype=INT8, optional=False):
 def int32_values(model, t):
     """A constant int32 tensor's values copied into an array('i') (at load, not in invoke).
     Reads the tensor's own view, which streamed weights fill just before prepare()."""
-    n = model.file.tensors[t.index].nbytes // 4
-    data = t.data
-    out = array("i", [0] * n)
-    for k in range(n):
-        out[k] = struct.unpack_from("<i", data, 4 * k)[0]
-    return out
+    return array("i", bytes(t.data))  # the tensor's nbytes, a multiple of 4
+
+
+def zeros(n):
+    """array('i') of n zeros, from one n-word allocation (and a transient bytes(4n))."""
+    return array("i", bytes(4 * n))
 
 
 def requant_table(model, t, channels):
@@ -41,10 +42,10 @@ def requant_table(model, t, channels):
     if len(v) != 3 * rows or rows not in (1, channels):
         raise ModelError("requantization table %d has %d values, expected 3 or %d"
                          % (t.index, len(v), 3 * channels))
-    m_hi = array("i", [0] * channels)
-    m_lo = array("i", [0] * channels)
-    left = array("i", [0] * channels)
-    right = array("i", [0] * channels)
+    m_hi = zeros(channels)
+    m_lo = zeros(channels)
+    left = zeros(channels)
+    right = zeros(channels)
     for c in range(channels):
         r = 3 * c if rows > 1 else 0
         hi = v[r]
@@ -67,3 +68,48 @@ def requant_table(model, t, channels):
 
 def elements(t):
     return t.size
+
+
+def broadcast_geometry(what, a, b, y):
+    """Loop geometry of a binary elementwise op over its 4-D extended output shape.
+
+    Returns (dims, strides_a, strides_b): 4-tuples of the output dims and each input's element
+    strides along them (0 along a broadcast dim). Same shapes collapse to one flat dim."""
+    sa = a.shape
+    sb = b.shape
+    sy = y.shape
+    if len(sa) > 4 or len(sb) > 4 or len(sy) > 4:
+        raise ModelError("%s shapes %r, %r -> %r: at most 4-D" % (what, sa, sb, sy))
+    ea = (1,) * (4 - len(sa)) + tuple(sa)
+    eb = (1,) * (4 - len(sb)) + tuple(sb)
+    ey = (1,) * (4 - len(sy)) + tuple(sy)
+    dims = []
+    for i in range(4):
+        da = ea[i]
+        db = eb[i]
+        if da != db and da != 1 and db != 1:
+            raise ModelError("%s shapes %r and %r do not broadcast" % (what, sa, sb))
+        dims.append(da if da != 1 else db)
+    if tuple(dims) != ey:
+        raise ModelError("%s output shape %r, expected %r from inputs %r, %r"
+                         % (what, sy, tuple(dims), sa, sb))
+    if ea == eb:
+        return (1, 1, 1, y.size), (0, 0, 0, 1), (0, 0, 0, 1)
+    return tuple(dims), _strides(ea), _strides(eb)
+
+
+def check_zero_points(what, tensors):
+    """int8 zero points lie in [-128, 127]: the kernels' bounds (|x - zp| <= 255) rest on it."""
+    for t in tensors:
+        if t.zero_point < -128 or t.zero_point > 127:
+            raise ModelError("%s tensor %d has zero point %d, expected -128..127"
+                             % (what, t.index, t.zero_point))
+
+
+def _strides(shape):
+    st = [0, 0, 0, 0]
+    step = 1
+    for i in (3, 2, 1, 0):
+        st[i] = step if shape[i] != 1 else 0
+        step *= shape[i]
+    return tuple(st)

@@ -10,8 +10,7 @@
 from ..errors import ModelError
 from ..fileformat import INT32
 from ..requant import rounding_divide_by_pot, srdhm
-from .add import broadcast_geometry, check_zero_points
-from .common import requant_table, tensor
+from .common import broadcast_geometry, check_zero_points, requant_table, tensor
 
 _MAX_LEFT = 14  # 65025 << 14 < 2^30
 
