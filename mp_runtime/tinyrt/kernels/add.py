@@ -17,7 +17,8 @@ from ..errors import ModelError
 from ..fast import select
 from ..fileformat import INT32
 from ..requant import rounding_divide_by_pot, srdhm
-from .common import broadcast_geometry, check_zero_points, requant_table, tensor
+from .common import (broadcast_geometry, check_activation, check_zero_points, requant_table,
+                     tensor)
 
 _LEFT_SHIFT = 20
 
@@ -60,9 +61,7 @@ class Add:
         if len(op.params) != 2:
             raise ModelError("ADD has %d params, expected 2 (act_min, act_max)" % len(op.params))
         act_min, act_max = op.params
-        if act_min < -128 or act_max > 127 or act_min > act_max:
-            raise ModelError("ADD activation range [%d, %d] is not inside [-128, 127]"
-                             % (act_min, act_max))
+        check_activation("ADD", act_min, act_max)
         check_zero_points("ADD", (x1, x2, y))
         dims, s1, s2 = broadcast_geometry("ADD", x1, x2, y)
         m_hi, m_lo, left, right = requant_table(model, t, 3)

@@ -113,3 +113,10 @@ def _strides(shape):
         st[i] = step if shape[i] != 1 else 0
         step *= shape[i]
     return tuple(st)
+
+
+def check_activation(what, act_min, act_max):
+    """A fused activation's clamp must lie inside int8."""
+    if act_min < -128 or act_max > 127 or act_min > act_max:
+        raise ModelError("%s activation range [%d, %d] is not inside [-128, 127]"
+                         % (what, act_min, act_max))

@@ -25,7 +25,7 @@ from ..errors import ModelError
 from ..fast import chosen, select
 from ..fileformat import INT32
 from ..requant import multiply_by_quantized_multiplier
-from .common import int32_values, requant_table, tensor
+from .common import check_activation, int32_values, requant_table, tensor
 
 N_PARAMS = 10
 
@@ -64,9 +64,7 @@ def spatial_params(what, op, n_params, x, kh, kw, out_c, y):
     want = (x.shape[0], oh, ow, out_c)
     if tuple(y.shape) != want:
         raise ModelError("%s output shape %r, expected %r" % (what, y.shape, want))
-    a_min, a_max = p[n_params - 2], p[n_params - 1]
-    if a_min < -128 or a_max > 127 or a_min > a_max:
-        raise ModelError("%s activation range [%d, %d] not inside int8" % (what, a_min, a_max))
+    check_activation(what, p[n_params - 2], p[n_params - 1])
     return p
 
 

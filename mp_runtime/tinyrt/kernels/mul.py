@@ -10,7 +10,8 @@
 from ..errors import ModelError
 from ..fileformat import INT32
 from ..requant import rounding_divide_by_pot, srdhm
-from .common import broadcast_geometry, check_zero_points, requant_table, tensor
+from .common import (broadcast_geometry, check_activation, check_zero_points, requant_table,
+                     tensor)
 
 _MAX_LEFT = 14  # 65025 << 14 < 2^30
 
@@ -50,9 +51,7 @@ class Mul:
         if len(op.params) != 2:
             raise ModelError("MUL has %d params, expected 2 (act_min, act_max)" % len(op.params))
         act_min, act_max = op.params
-        if act_min < -128 or act_max > 127 or act_min > act_max:
-            raise ModelError("MUL activation range [%d, %d] is not inside [-128, 127]"
-                             % (act_min, act_max))
+        check_activation("MUL", act_min, act_max)
         check_zero_points("MUL", (x1, x2, y))
         dims, s1, s2 = broadcast_geometry("MUL", x1, x2, y)
         m_hi, m_lo, left, right = requant_table(model, t, 1)

@@ -11,7 +11,7 @@
 from .. import opcodes
 from ..errors import ModelError
 from ..fast import select
-from .common import tensor
+from .common import check_activation, tensor
 
 _MAX_TAPS = 1 << 22
 
@@ -110,9 +110,7 @@ class Pool:
         if x.zero_point != y.zero_point or abs(x.scale - y.scale) > 1e-6:
             raise ModelError("pool quantization x (%g, %d), y (%g, %d): expected equal"
                              % (x.scale, x.zero_point, y.scale, y.zero_point))
-        if act_min < -128 or act_max > 127 or act_min > act_max:
-            raise ModelError("pool activation range [%d, %d] is not inside [-128, 127]"
-                             % (act_min, act_max))
+        check_activation("pool", act_min, act_max)
         if op.opcode == opcodes.AVERAGE_POOL_2D:
             ref = average_pool
             self.fn = select("pool_viper", "average_pool", ref)
