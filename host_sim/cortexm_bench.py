@@ -114,6 +114,41 @@ def xor_popcount_count(cpu, words, rows, seed=0):
         return m.count, 32 * words * rows
 
 
+def bfc_count(cpu, rows, n_in, n_out, mode=0, seed=0):
+    """(instructions, binary MACs) of one asm BFULLY_CONNECTED call (rows x n_in -> n_out):
+    the machine code executed (xor-popcount of every row and channel, loop control); the
+    output transform runs in Python on the board and is not in the count."""
+    rnd = random.Random(seed)
+    wb = (n_in + 31) // 32 * 4
+    x = array("b", [rnd.randint(-128, 127) for _ in range(rows * wb)])
+    w = array("b", [rnd.randint(-128, 127) for _ in range(n_out * wb)])
+
+    class OT:
+        pass
+
+    ot = OT()
+    ot.mode = mode
+    ot.thr = ot.start = ot.count = ot.base = ot.dir = ot.steps = ot.table = None
+    ot.table_row = wb * 8 + 1
+    if mode == 0:
+        ot.thr = array("i", [n_in // 2] * n_out)
+    elif mode == 1:
+        ot.start = array("i", [0] * n_out)
+        ot.count = array("i", [1] * n_out)
+        ot.base = array("i", [0] * n_out)
+        ot.dir = array("i", [1] * n_out)
+        ot.steps = array("h", [wb * 4])
+    else:
+        ot.table = array("b", [1] * (n_out * ot.table_row))
+    y = array("b", [0] * (rows * (((n_out + 31) >> 5) << 2 if mode == 0 else n_out)))
+    with cortexm.emulated_asm(cpu) as m:
+        from tinyrt.kernels import bfully_connected_asm
+        k = bfully_connected_asm.prepare(x, w, y, rows, wb, n_out, n_in, ot)
+        m.count = 0
+        k.bconv2d(*([None] * 23), ot)
+        return m.count, rows * n_in * n_out
+
+
 def thumb_instructions(code: bytes):
     """(offset, first halfword, length) of each Thumb instruction of a code block."""
     out = []
@@ -226,7 +261,10 @@ def main(argv=None) -> int:
              ("depthwise 5x5 12x12x32 pad 2",
               lambda c: depthwise_count(c, 12, 12, 32, 1, 5, 5, 1, 2)),
              ("binary xor-popcount 64x2048", lambda c: xor_popcount_count(c, 64, 64)),
-             ("binary xor-popcount 16x256", lambda c: xor_popcount_count(c, 8, 16))]
+             ("binary xor-popcount 16x256", lambda c: xor_popcount_count(c, 8, 16)),
+             ("binary FC 1024->256", lambda c: bfc_count(c, 1, 1024, 256)),
+             ("binary FC 2x256->64 (int8 out)", lambda c: bfc_count(c, 2, 256, 64, 1)),
+             ("binary FC 65->33", lambda c: bfc_count(c, 1, 65, 33))]
     print("  %-28s" % "kernel" + "".join("%12s" % c for c in cpus))
     for name, fn in cases:
         vals = []

@@ -384,3 +384,128 @@ def test_depthwise_instructions_per_mac():
     assert (n5 - n3) / (macs5 - macs3) <= 5.0
     n, macs = cortexm_bench.depthwise_count("m0", 25, 5, 64, 1, 3, 3, 1, 1)
     assert n / macs <= 12.5
+
+
+class _OT:
+    """kernels.bconv.OutputTransform's fields, built directly (no model)."""
+
+    def __init__(self, mode, a_max):
+        self.mode = mode
+        self.thr = self.start = self.count = self.base = self.dir = self.steps = None
+        self.table = None
+        self.steps_wide = 0
+        self.table_row = a_max + 1
+
+
+def _packed_rows(draw, n_rows, n_bits):
+    """n_rows packed rows of n_bits channels (tinyrt.bitpack: unused bits of the last word 0)."""
+    wb = (n_bits + 31) // 32 * 4
+    vals = draw(st.lists(st.integers(0, 255), min_size=n_rows * wb, max_size=n_rows * wb))
+    out = array("b", [0] * (n_rows * wb))
+    for i, v in enumerate(vals):
+        j = i % wb
+        keep = max(0, min(8, n_bits - 8 * j))
+        v &= (1 << keep) - 1
+        out[i] = v - 256 if v & 0x80 else v
+    return out
+
+
+@st.composite
+def bfc_cases(draw):
+    sizes = st.sampled_from([1, 7, 31, 32, 33, 63, 64, 65, 96, 127, 128, 129])
+    n_in = draw(sizes)
+    n_out = draw(st.one_of(st.integers(1, 10), sizes))
+    rows = draw(st.integers(1, 3))
+    mode = draw(st.integers(0, 2))
+    ot = _OT(mode, n_in)
+    if mode == 0:
+        ot.thr = array("i", [max(-1, min(n_in, t)) for t in draw(st.lists(
+            st.integers(-3, n_in + 2), min_size=n_out, max_size=n_out))])
+    elif mode == 1:
+        ot.start, ot.count = array("i", [0] * n_out), array("i", [0] * n_out)
+        ot.base, ot.dir = array("i", [0] * n_out), array("i", [0] * n_out)
+        steps = []
+        for c in range(n_out):
+            s = sorted(draw(st.lists(st.integers(0, n_in), max_size=6)))
+            d = draw(st.sampled_from([-1, 1]))
+            base = draw(st.integers(-128 + 6, 127 - 6))
+            ot.start[c], ot.count[c], ot.base[c], ot.dir[c] = len(steps), len(s), base, d
+            steps += s
+        ot.steps_wide = draw(st.booleans())
+        ot.steps = array("i" if ot.steps_wide else "h", steps)
+    else:
+        rnd = random.Random(draw(st.integers(0, 1 << 32)))
+        ot.table = array("b", [rnd.randint(-128, 127) for _ in range(n_out * (n_in + 1))])
+    x = _packed_rows(draw, rows, n_in)
+    w = _packed_rows(draw, n_out, n_in)
+    return x, w, rows, n_in, n_out, ot
+
+
+def _bfc_reference(x, w, rows, n_in, n_out, ot):
+    from tinyrt.bitpack import row_bytes
+    from tinyrt.kernels.bconv import bconv2d
+
+    ybytes = rows * (row_bytes(n_out) if ot.mode == 0 else n_out)
+    y = array("b", [0] * ybytes)
+    bconv2d(x, w, y, None, None, None, rows, 1, 1, row_bytes(n_in), 1, 1, n_out, 1, 1, 1, 1,
+            1, 1, 0, 0, 0, n_in, ot)
+    return y
+
+
+@settings(max_examples=150, deadline=None)
+@given(bfc_cases())
+def test_bfully_connected_asm_bit_exact(case):
+    """BFULLY_CONNECTED's asm twin (xor-popcount in the emulated M0, output transform in
+    Python) == kernels.bconv.bconv2d as bfully_connected calls it, every output mode."""
+    from tinyrt.bitpack import row_bytes
+
+    x, w, rows, n_in, n_out, ot = case
+    want = _bfc_reference(x, w, rows, n_in, n_out, ot)
+    got = array("b", [0x55] * len(want))
+    wb = row_bytes(n_in)
+    with cortexm.emulated_asm("m0") as m:
+        from tinyrt.kernels import bfully_connected_asm
+        k = bfully_connected_asm.prepare(x, w, got, rows, wb, n_out, n_in, ot)
+        assert k is not None
+        m.count = 0
+        k.bconv2d(x, w, got, None, None, None, rows, 1, 1, wb, 1, 1, n_out, 1, 1, 1, 1, 1, 1,
+                  0, 0, 0, n_in, ot)
+    note("mode %d, %d x %d -> %d: %d instructions for %d binary MACs"
+         % (ot.mode, rows, n_in, n_out, m.count, rows * n_in * n_out))
+    assert list(got) == list(want)
+
+
+def test_bfully_connected_asm_selected_on_arm_only():
+    """fast.select picks the asm twin when the firmware is ARM (fast.arch) and not otherwise;
+    an unaligned buffer keeps the viper/reference kernel."""
+    from tinyrt import fast
+    from tinyrt.kernels.bconv import bconv2d
+
+    ot = _OT(0, 64)
+    ot.thr = array("i", [10, 40])
+    x, w, y = array("b", [0] * 8), array("b", [0] * 16), array("b", [0] * 4)
+    args = (x, w, y, 1, 8, 2, 64, ot)
+    with cortexm.emulated_asm("m0"):
+        fast.arch[0] = 4
+        try:
+            fast.select("bfully_connected_viper", "bconv2d", bconv2d, args)
+            assert fast.chosen["bconv2d"] == "asm"
+            un = memoryview(array("b", [0] * 12))[1:9]
+            fast.select("bfully_connected_viper", "bconv2d", bconv2d, (un,) + args[1:])
+            assert fast.chosen["bconv2d"] != "asm"
+        finally:
+            fast.arch[0] = fast.native_arch()
+    fast.select("bfully_connected_viper", "bconv2d", bconv2d, args)
+    assert fast.chosen["bconv2d"] != "asm"
+
+
+def test_bfully_connected_instructions_per_binary_mac():
+    """Machine code of a binary dense layer, whole call (xor-popcount, loop control, ~26
+    instructions per output channel; the Python output transform is not counted), M0 model:
+    the 4-word loop's 0.484 plus 26 / n_in, so 0.51 at 1024 inputs, under 0.5 from 2048."""
+    from host_sim import cortexm_bench
+
+    n, macs = cortexm_bench.bfc_count("m0", 1, 1024, 256, 0)
+    assert n / macs <= 0.52
+    n, macs = cortexm_bench.bfc_count("m0", 1, 2048, 64, 2)
+    assert n / macs <= 0.5

@@ -33,7 +33,8 @@ class BFullyConnected:
                              % (y.shape, rows, n_out))
         self.ot = OutputTransform(model, op, op.params[0], n_out, n_in, y, 2)
         self.args = (x.data, w.data, y.data, rows, row_bytes(n_in), n_out, n_in, self.ot)
-        self.fn = select("bfully_connected_viper", "bconv2d", bconv2d)
+        self.fn = select("bfully_connected_viper", "bconv2d", bconv2d,
+                         (x.data, w.data, y.data, rows, row_bytes(n_in), n_out, n_in, self.ot))
         self.impl = chosen["bconv2d"]
 
     def eval(self):
