@@ -15,10 +15,8 @@
 # left shift, as requant.srdhm needs.
 from ..errors import ModelError
 from ..fast import select
-from ..fileformat import INT32
 from ..requant import rounding_divide_by_pot, srdhm
-from .common import (broadcast_geometry, check_activation, check_zero_points, requant_table,
-                     tensor)
+from .common import elementwise_operands
 
 _LEFT_SHIFT = 20
 
@@ -54,17 +52,8 @@ def add(x1, x2, y, dims, s1, s2, q, act_min, act_max):
 
 class Add:
     def __init__(self, model, op):
-        x1 = tensor(model, op, 0, "input1")
-        x2 = tensor(model, op, 1, "input2")
-        t = tensor(model, op, 2, "requantization", INT32)
-        y = tensor(model, op, ~0, "output")
-        if len(op.params) != 2:
-            raise ModelError("ADD has %d params, expected 2 (act_min, act_max)" % len(op.params))
-        act_min, act_max = op.params
-        check_activation("ADD", act_min, act_max)
-        check_zero_points("ADD", (x1, x2, y))
-        dims, s1, s2 = broadcast_geometry("ADD", x1, x2, y)
-        m_hi, m_lo, left, right = requant_table(model, t, 3)
+        x1, x2, y, act_min, act_max, (dims, s1, s2), (m_hi, m_lo, left, right) = (
+            elementwise_operands(model, op, "ADD", 3))
         for k in range(3):
             if left[k]:
                 raise ModelError("ADD requantization row %d has shift %d, expected <= 0 "

@@ -5,7 +5,7 @@
 from array import array
 
 from ..errors import ModelError
-from ..fileformat import DTYPES, INT8, NO_TENSOR
+from ..fileformat import DTYPES, INT8, INT32, NO_TENSOR
 
 
 def tensor(model, op, index, what, dtype=INT8, optional=False):
@@ -120,3 +120,21 @@ def check_activation(what, act_min, act_max):
     if act_min < -128 or act_max > 127 or act_min > act_max:
         raise ModelError("%s activation range [%d, %d] is not inside [-128, 127]"
                          % (what, act_min, act_max))
+
+
+def elementwise_operands(model, op, what, rows):
+    """ADD/MUL's shared preparation: x1, x2, a `rows`-row requant table and y, the clamp
+    params checked, equal zero points and the broadcast geometry. Returns
+    (x1, x2, y, act_min, act_max, (dims, s1, s2), (m_hi, m_lo, left, right))."""
+    x1 = tensor(model, op, 0, "input1")
+    x2 = tensor(model, op, 1, "input2")
+    t = tensor(model, op, 2, "requantization", INT32)
+    y = tensor(model, op, ~0, "output")
+    if len(op.params) != 2:
+        raise ModelError("%s has %d params, expected 2 (act_min, act_max)"
+                         % (what, len(op.params)))
+    act_min, act_max = op.params
+    check_activation(what, act_min, act_max)
+    check_zero_points(what, (x1, x2, y))
+    geometry = broadcast_geometry(what, x1, x2, y)
+    return x1, x2, y, act_min, act_max, geometry, requant_table(model, t, rows)

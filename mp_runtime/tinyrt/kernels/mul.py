@@ -8,10 +8,8 @@
 # Bounds (31-bit rule): |x_i - zp_i| <= 255, so |product| <= 65025 < 2^16; prepare refuses a
 # left shift above 14, so |product << left| < 2^30 as requant.srdhm needs.
 from ..errors import ModelError
-from ..fileformat import INT32
 from ..requant import rounding_divide_by_pot, srdhm
-from .common import (broadcast_geometry, check_activation, check_zero_points, requant_table,
-                     tensor)
+from .common import elementwise_operands
 
 _MAX_LEFT = 14  # 65025 << 14 < 2^30
 
@@ -44,17 +42,8 @@ def mul(x1, x2, y, dims, s1, s2, q, act_min, act_max):
 
 class Mul:
     def __init__(self, model, op):
-        x1 = tensor(model, op, 0, "input1")
-        x2 = tensor(model, op, 1, "input2")
-        t = tensor(model, op, 2, "requantization", INT32)
-        y = tensor(model, op, ~0, "output")
-        if len(op.params) != 2:
-            raise ModelError("MUL has %d params, expected 2 (act_min, act_max)" % len(op.params))
-        act_min, act_max = op.params
-        check_activation("MUL", act_min, act_max)
-        check_zero_points("MUL", (x1, x2, y))
-        dims, s1, s2 = broadcast_geometry("MUL", x1, x2, y)
-        m_hi, m_lo, left, right = requant_table(model, t, 1)
+        x1, x2, y, act_min, act_max, (dims, s1, s2), (m_hi, m_lo, left, right) = (
+            elementwise_operands(model, op, "MUL", 1))
         if left[0] > _MAX_LEFT:
             raise ModelError("MUL requantization shift %d, at most %d (products up to 65025 "
                              "must stay below 2^30)" % (left[0], _MAX_LEFT))
