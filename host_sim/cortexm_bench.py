@@ -94,8 +94,10 @@ def depthwise_count(cpu, h, wd, c, dm, kh, kw, stride, pad, seed=0):
     y = array("b", [0] * (oh * ow * oc))
     with cortexm.emulated_asm(cpu) as m:
         from tinyrt.kernels import depthwise_conv_asm
+        work = bytearray(depthwise_conv_asm.work_bytes(h, wd, c, kh, kw, stride, stride, 1, 1,
+                                                         oh, ow))
         k = depthwise_conv_asm.prepare(x, w, bias, y, 1, h, wd, c, dm, kh, kw, stride, stride,
-                                       1, 1, pad, pad, oh, ow, -2, 1, *q, -128, 127)
+                                       1, 1, pad, pad, oh, ow, -2, 1, *q, -128, 127, work)
         m.count = 0
         k.depthwise_conv2d(*([None] * 22))
         return m.count, oh * ow * oc * kh * kw

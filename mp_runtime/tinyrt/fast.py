@@ -6,12 +6,12 @@
 #     reference function's signature (or None when the layer's shape is not covered);
 #   - a viper twin, tinyrt/kernels/<op>_viper.py, same function name and signature;
 # else the reference. Firmware without the emitter fails to compile the module and keeps the
-# next choice (the unix port and the WASI build never try asm: not ARM).
+# next choice (the unix port and the WASI build never try asm: not ARM). A twin that fails is
+# passed over with its reason kept in `fallback` (summary() prints it); in strict mode (tests)
+# the failure is raised instead, so a broken twin can never hide behind the reference.
 import sys
 
 ARM_ARCHS = (3, 4, 5, 6, 7, 8)
-_FAILED = (ImportError, SyntaxError, NotImplementedError, NameError, AttributeError,
-           ValueError)
 
 
 def native_arch():
@@ -24,13 +24,28 @@ def native_arch():
 
 
 _enabled = [True]
+_strict = [False]
 arch = [native_arch()]  # tests may set arch[0] (host_sim.cortexm emulates ARM on CPython)
 chosen = {}  # kernel function name -> "asm" | "viper" | "reference", as selected
+fallback = {}  # kernel function name -> why a twin that should run was passed over
 
 
-def enable(flag):
-    """Allow (True) or forbid (False) asm/viper twins for models loaded from now on."""
+def enable(flag, strict=False):
+    """Allow (True) or forbid (False) asm/viper twins for models loaded from now on. strict:
+    a twin that fails to import or prepare raises instead of falling back (tests use it)."""
     _enabled[0] = bool(flag)
+    _strict[0] = bool(strict)
+
+
+def asm_active():
+    """Whether asm twins are tried for models loaded now (ARM firmware, fast paths on)."""
+    return _enabled[0] and arch[0] in ARM_ARCHS
+
+
+def _passed_over(name, kind, e):
+    if _strict[0]:
+        raise e
+    fallback[name] = "%s twin failed: %s: %s" % (kind, type(e).__name__, e)
 
 
 def _module(name):
@@ -43,20 +58,25 @@ def select(module, name, reference, asm_args=None):
     what the asm module's prepare() takes (None: no asm twin for this kernel)."""
     fn = reference
     kind = "reference"
-    if _enabled[0] and asm_args is not None and arch[0] in ARM_ARCHS:
+    if asm_active() and asm_args is not None:
         base = module[:-6] if module.endswith("_viper") else module
         try:
             twin = _module(base + "_asm").prepare(*asm_args)
             if twin is not None:
                 fn = getattr(twin, name)
                 kind = "asm"
-        except _FAILED:
-            pass
+        except MemoryError:
+            raise  # load() reports it as an ArenaError; a smaller twin would not help
+        except Exception as e:
+            _passed_over(name, "asm", e)
     if _enabled[0] and kind == "reference":
         try:
             fn = getattr(_module(module), name, reference)
-        except _FAILED:
-            pass
+        except MemoryError:
+            raise
+        except Exception as e:
+            if native_arch() or sys.implementation.name != "micropython":
+                _passed_over(name, "viper", e)  # this firmware has the viper emitter
         if fn is not reference:
             kind = "viper"
     chosen[name] = kind

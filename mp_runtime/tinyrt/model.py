@@ -126,6 +126,16 @@ def load(src, stream=None):
     ArenaError when its memory does not fit the heap and UnsupportedError when it uses an
     operator this runtime lacks.
     """
+    try:
+        return _load(src, stream)
+    except MemoryError:
+        raise ArenaError("loading the model ran out of heap (%d bytes free after it): the file "
+                         "(or, streamed, its tables), the arena and the kernels' tables must "
+                         "fit together; free other objects first or use a smaller model"
+                         % _free_heap())
+
+
+def _load(src, stream):
     if isinstance(src, str):
         return _load_path(src, stream)
     if stream:
@@ -242,6 +252,18 @@ class Model:
     def _allocate_memory(self):
         mf = self.file
         self.arena = _allocate(mf.arena_bytes, "arena", _ARENA_HINT)
+        # Working memory of the kernels' fast twins (the asm depthwise kernel's padded image):
+        # one buffer for the largest layer's need, shared by all layers like the arena.
+        self.work = None
+        need = 0
+        for i, op in enumerate(mf.ops):
+            ask = getattr(_kernel_module(op.opcode, i), "work_bytes", None)
+            if ask is not None:
+                n = ask(self, op)
+                if n > need:
+                    need = n
+        if need:
+            self.work = _allocate(need, "kernels' working memory", _ARENA_HINT)
         self.scratch = None
         if self.stream is not None:
             from . import stream  # imported only by a model that streams its weights
@@ -366,6 +388,12 @@ class Model:
             print("  %2d  %-18s %-18s %9d %6d B  %s" % (
                 i, opcodes.name(op.opcode), out.shape, self.macs(i), w,
                 getattr(self.kernels[i], "impl", "reference")))
+        if self.work is not None:
+            print("  kernels' working memory: %d B, shared by the layers" % len(self.work))
+        from .fast import fallback
+
+        for name in fallback:
+            print("  note: %s runs slower than it could: %s" % (name, fallback[name]))
         print("  arena map (offset..end  tensor):")
         for t in self.tensors:
             rec = mf.tensors[t.index]

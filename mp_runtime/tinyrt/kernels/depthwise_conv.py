@@ -19,7 +19,7 @@
 from array import array
 
 from ..errors import ModelError
-from ..fast import chosen, select
+from ..fast import asm_active, chosen, select
 from ..fileformat import INT32
 from ..requant import multiply_by_quantized_multiplier
 from .common import int32_values, requant_table, tensor
@@ -116,7 +116,7 @@ class DepthwiseConv2D:
         self.fn = select("depthwise_conv_viper", "depthwise_conv2d", depthwise_conv2d,
                          (x.data, w.data, bias, y.data, n, h, wd, c, dm, kh, kw, sh, sw, dh,
                           dw, pt, pl, oh, ow, x.zero_point, y.zero_point, m_hi, m_lo, left,
-                          right, p[9], p[10]))
+                          right, p[9], p[10], model.work))
         self.impl = chosen["depthwise_conv2d"]
 
     def eval(self):
@@ -129,3 +129,20 @@ class DepthwiseConv2D:
 
 def prepare(model, op):
     return DepthwiseConv2D(model, op)
+
+
+def work_bytes(model, op):
+    """Bytes of shared working memory this layer's asm twin needs (its padded input image),
+    0 where no asm twin runs; a malformed op asks for none (prepare() refuses it)."""
+    if not asm_active() or len(op.params) != N_PARAMS or len(op.inputs) < 2:
+        return 0
+    x = model.file.tensors[op.inputs[0]].shape
+    w = model.file.tensors[op.inputs[1]].shape
+    if len(x) != 4 or len(w) != 4:
+        return 0
+    from .depthwise_conv_asm import work_bytes as padded
+
+    p = op.params
+    if min(p[0], p[1], p[2], p[3], p[6], p[7], w[1], w[2]) < 1:
+        return 0
+    return padded(x[1], x[2], x[3], w[1], w[2], p[0], p[1], p[2], p[3], p[6], p[7])

@@ -3,8 +3,8 @@
 # Cortex-M (armv6m Thumb) twin of kernels.depthwise_conv.depthwise_conv2d: same results to the
 # bit.
 #
-# pad_copy copies the batch's input image into a padded image (built at prepare, its border
-# filled with x_zp once: a tap in the padding adds (x_zp - x_zp) * w = 0), so every output
+# pad_copy copies the batch's input image into a padded image (its border = x_zp: a tap in the
+# padding adds (x_zp - x_zp) * w = 0), so every output
 # uses all KH*KW taps and no bound is tested. dw_rows then walks the output pixels (loops
 # inside the asm), four output channels at a time (accumulators r8-r11; x bases r2-r5 = pixel
 # + each channel's input channel, so any depth multiplier works), over tap records of five
@@ -16,6 +16,9 @@
 # Requantization per output as in kernels.fully_connected_asm (exact, 32-bit), a subroutine
 # (bl/bx lr) called for each of the group's channels, state in registers.
 # Channels past OC in the last group have weight 0 and are not stored.
+# The padded image lives in the model's shared working memory (Model.work, sized at load for
+# the largest depthwise layer): fill_words writes the border value over it again whenever
+# another layer used the buffer since this one last filled it (_owner).
 import micropython
 from array import array
 
@@ -60,6 +63,33 @@ C_ROWS = const(4)
 C_BYTES = const(5)
 C_WORDS = const(6)  # 1: src, dst, steps and bytes are multiples of 4 (copy words)
 N_COPY = 7
+
+_owner = array("i", [0])  # tag of the layer whose border the shared padded image holds
+_tags = [0]  # the last tag given
+
+
+@micropython.asm_thumb
+def fill_words(r0, r1, r2):
+    # r0 address (4-aligned), r1 words (>= 1), r2 byte value: every byte of the words = r2
+    mov(r3, 0xFF)
+    and_(r2, r3)
+    lsl(r3, r2, 8)
+    orr(r2, r3)
+    lsl(r3, r2, 16)
+    orr(r2, r3)
+    lsl(r1, r1, 2)
+    label(fill)
+    sub(r1, 4)
+    data(2, 0x5042)  # str r2, [r0, r1]
+    bne(fill)
+    mov(r0, 0)
+
+
+def work_bytes(h, wd, c, kh, kw, sh, sw, dh, dw, oh, ow):
+    """Bytes of the padded image (a multiple of 4) for a layer of this geometry."""
+    hp = (oh - 1) * sh + (kh - 1) * dh + 1  # padded rows and columns the outputs read
+    wp = (ow - 1) * sw + (kw - 1) * dw + 1
+    return (hp * wp * c + 3) & ~3
 
 
 @micropython.asm_thumb
@@ -375,12 +405,19 @@ class DepthwiseConv2DAsm:
     records, params blocks; depthwise_conv2d() has the reference function's signature."""
 
     def __init__(self, x, w, bias, y, n, h, wd, c, dm, kh, kw, sh, sw, dh, dw, pt, pl, oh,
-                 ow, x_zp, y_zp, m_hi, m_lo, left, right, act_min, act_max):
+                 ow, x_zp, y_zp, m_hi, m_lo, left, right, act_min, act_max, work):
         oc = c * dm
         hp = (oh - 1) * sh + (kh - 1) * dh + 1  # padded rows and columns the outputs read
         wp = (ow - 1) * sw + (kw - 1) * dw + 1
         row_b = wp * c
-        self.pad = bytearray([x_zp & 0xFF]) * (hp * row_b)
+        nbytes = work_bytes(h, wd, c, kh, kw, sh, sw, dh, dw, oh, ow)
+        if work is None or len(work) < nbytes:
+            raise ValueError("the shared working memory has %d bytes, this layer needs %d"
+                             % (0 if work is None else len(work), nbytes))
+        self.pad = work
+        _tags[0] += 1
+        self.tag = _tags[0]
+        self.fill = (address_of(work), nbytes >> 2, x_zp)
         taps = kh * kw
         ngrp = (oc + 3) // 4
         grp = array("i", [0] * (4 * ngrp))
@@ -445,6 +482,9 @@ class DepthwiseConv2DAsm:
         n, xa, x_batch, ya, y_batch = self.geom
         cp = self.cp
         p = self.p
+        if _owner[0] != self.tag:
+            fill_words(self.fill[0], self.fill[1], self.fill[2])
+            _owner[0] = self.tag
         for b in range(n):
             cp[C_SRC] = xa + b * x_batch
             pad_copy(cp)
@@ -453,8 +493,9 @@ class DepthwiseConv2DAsm:
 
 
 def prepare(x, w, bias, y, n, h, wd, c, dm, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, x_zp,
-            y_zp, m_hi, m_lo, left, right, act_min, act_max):
+            y_zp, m_hi, m_lo, left, right, act_min, act_max, work):
     if kh * kw * c * dm < 1 or oh < 1 or ow < 1:
         return None
     return DepthwiseConv2DAsm(x, w, bias, y, n, h, wd, c, dm, kh, kw, sh, sw, dh, dw, pt, pl,
-                              oh, ow, x_zp, y_zp, m_hi, m_lo, left, right, act_min, act_max)
+                              oh, ow, x_zp, y_zp, m_hi, m_lo, left, right, act_min, act_max,
+                              work)
