@@ -257,7 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     quant.set_defaults(func=cmd_quantize)
     # listed for --help; main() hands `bench` to its own parser (host_sim/bench.py)
     sub.add_parser("bench", help="latency, MAC/s per layer and the ratio to tflite-micro "
-                   "(tinyrt bench -h); with --cortex-m, instruction counts on Cortex-M")
+                   "(tinyrt bench -h); --interpreter m0|m3: instructions per invoke, MAC "
+                   "and layer on the emulated boards, against TFLM and CMSIS-NN there; "
+                   "--cortex-m: the asm kernels' counts alone")
     return p
 
 
