@@ -44,6 +44,12 @@ class BoardProfile:
     def __post_init__(self) -> None:
         object.__setattr__(self, "sources", MappingProxyType(dict(self.sources)))
 
+    @property
+    def asm_thumb(self) -> bool:
+        """Whether the firmware runs tinyrt's @micropython.asm_thumb twins (Arm boards; ESP32
+        firmware has no Thumb assembler and runs the viper twins)."""
+        return self.mpy_arch.startswith("arm")
+
     def source(self, figure: str) -> str:
         note = " (estimate)" if figure in self.estimates else ""
         return self.sources.get(figure, "no source recorded") + note

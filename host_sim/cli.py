@@ -115,19 +115,32 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _print_fit(model: Path, board: str) -> int:
-    """Print whether `model` fits `board`: 0 it fits, 1 it does not, 2 it cannot be assessed."""
-    from converter.fit import FitError, boards, fit
+FIT_EXIT = ("exit status: 0 the model fits (in RAM or streaming), 1 it does not fit, 2 usage "
+            "error (bad arguments, unknown board, unreadable or invalid model)")
+
+
+def _fit_board(board: str):
+    """The board profile, or None after printing why (exit 2)."""
+    from boards import get
 
     try:
-        profile = boards.get(board)
+        return get(board)
     except KeyError as e:
-        return _fail(str(e.args[0]))
+        _fail(str(e.args[0]))
+        return None
+
+
+def _print_fit(model: Path, profile) -> int:
+    """Print whether `model` fits the board: 0 it fits, 1 it does not, 2 it cannot be assessed.
+    The file is read and validated before anything is measured."""
+    from boards.fit import FitError, fit, read
+
     try:
         data = model.read_bytes()
     except OSError as e:
         return _fail(f"cannot read {model}: {e.strerror or e}")
     try:
+        read(data)
         f = fit(data, profile, model.name)
     except FitError as e:
         return _fail(f"{model}: {e}")
@@ -136,20 +149,24 @@ def _print_fit(model: Path, board: str) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    return _print_fit(Path(args.model), args.board)
+    profile = _fit_board(args.board)
+    return 2 if profile is None else _print_fit(Path(args.model), profile)
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
     from .runner import RunnerError, convert
 
+    profile = _fit_board(args.board) if args.board else None
+    if args.board and profile is None:
+        return 2
     try:
         report = convert(args.model, args.output)
     except RunnerError as e:
         return _fail(str(e))
     print(report.summary())
-    if args.board:
+    if profile is not None:
         print()
-        return _print_fit(Path(report.output), args.board)
+        return _print_fit(Path(report.output), profile)
     return 0
 
 
@@ -199,9 +216,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _board_names() -> list[str]:
-    from converter.fit import boards
+    from boards import names
 
-    return boards.names()
+    return names()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -215,12 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("model", help="MODEL.tflite")
     conv.add_argument("-o", "--output", help="model file to write (default: MODEL.trt)")
     conv.add_argument("--board", help="also tell whether the model fits this board "
-                      "(exit 1 if not): " + ", ".join(_board_names()))
+                      "(exit 1 if not, 2 unknown board): " + ", ".join(_board_names()))
     conv.set_defaults(func=cmd_convert)
-    fitp = sub.add_parser("fit", help="does a model file fit a board: flash, RAM, loading mode "
-                          "(exit 0 fits, 1 does not)")
+    fitp = sub.add_parser("fit", help="does a model file fit a board: flash, RAM measured on "
+                          "32-bit firmware, loading mode (exit 0 fits, 1 does not, 2 usage "
+                          "error)", description="Does MODEL.trt fit the board? RAM is measured "
+                          "on the emulated m0 firmware (32-bit MicroPython).", epilog=FIT_EXIT)
     fitp.add_argument("model", help="MODEL.trt")
-    fitp.add_argument("--board", required=True, help=", ".join(_board_names()))
+    fitp.add_argument("--board", required=True, help=", ".join(_board_names()) + " (or an "
+                      "alias: pico, pico2, esp32-s3, ...)")
     fitp.set_defaults(func=cmd_fit)
     run = sub.add_parser("run", help="run raw inputs (int8, or int32 words for packed tensors) "
                          "through a model file")

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 import boards
 from boards.runtime import compile_runtime, package_json_text, sources
-from converter.fit import fit
+from boards import fit as fit_mod
+from boards.fit import fit
+from host_sim import cli
+from host_sim.runner import convert
 from tests.conftest import SHARED_MODELS
 from tests.models import mlp_model
 from tests.test_streaming import wide_mlp
@@ -59,28 +63,131 @@ def tinyrt_cli(*args: str) -> subprocess.CompletedProcess:
                           text=True, cwd=REPO, timeout=600)
 
 
-def kws_trt(tmp_path: Path) -> Path:
-    src = SHARED_MODELS / "kws_ref_model.tflite"
-    if not src.exists():
-        pytest.skip(f"{src} not present")
-    out = tmp_path / "kws.trt"
-    p = tinyrt_cli("convert", str(src), "-o", str(out))
-    assert p.returncode == 0, p.stderr
+@pytest.fixture(scope="module")
+def shared_trt(tmp_path_factory) -> dict[str, Path]:
+    """The shared models converted to model files (host_sim.runner.convert)."""
+    out = {}
+    tmp = tmp_path_factory.mktemp("trt")
+    for name in SHARED:
+        src = SHARED_MODELS / f"{name}.tflite"
+        if not src.exists():
+            pytest.skip(f"{src} not present")
+        out[name] = convert(src, tmp / f"{name}.trt").output
     return out
 
 
-def test_fit_kws_on_each_board(tmp_path):
-    model = kws_trt(tmp_path)
-    verdicts = {}
+def too_large() -> bytes:
+    """One 2100 x 2100 FULLY_CONNECTED layer: a 4.4 MB file, more than any board's filesystem
+    holds or one allocation gets, even on the ESP32-S3's PSRAM."""
+    return wide_mlp(1, 2100)
+
+
+SHARED = ("hello_world_int8", "kws_ref_model", "micro_speech_quantized")
+# Verdicts from RAM measured on the emulated m0 (32-bit MicroPython): kws needs ~177 KB whole
+# and ~144 KB streamed with asm twins (a Pico has ~210 KB free), ~156 KB / ~118 KB with viper
+# twins on an ESP32 (~105 KB free); the two small models need under 80 KB.
+VERDICTS = {
+    ("hello_world_int8", "rp2040"): fit_mod.IN_RAM, ("hello_world_int8", "esp32"): fit_mod.IN_RAM,
+    ("micro_speech_quantized", "rp2040"): fit_mod.IN_RAM,
+    ("micro_speech_quantized", "esp32"): fit_mod.IN_RAM,
+    ("kws_ref_model", "rp2040"): fit_mod.IN_RAM, ("kws_ref_model", "esp32"): fit_mod.NO,
+}
+
+
+@pytest.mark.parametrize("name", SHARED)
+def test_fit_verdicts_of_the_shared_models(shared_trt, name):
+    data = shared_trt[name].read_bytes()
+    for board in ("rp2040", "esp32"):
+        f = fit(data, boards.get(board), f"{name}.trt")
+        print(f.report())
+        assert f.verdict == VERDICTS[name, board], f.report()
+        assert f.fits == (f.verdict != fit_mod.NO) and (f.short > 0) == (not f.fits)
+        for streamed in (False, True):
+            m = f.mode(streamed)
+            assert m.basis == "measured"  # these load within m0's heap
+            assert 10_000 < m.runtime < 60_000
+            assert m.model >= f.layout.buffers(streamed)  # buffers are part of what it keeps
+            assert m.runtime + m.model <= m.need <= f.measured.board_free
+        assert f.measured.asm == (board == "rp2040")
+        report = f.report()
+        assert f"verdict: {f.verdict.upper()}" in report
+        assert ("scaled to xtensawin" in report) == (board == "esp32")
+        assert "may fit" not in report.lower()
+
+
+def test_kws_fits_a_pico_whole_though_streaming_needs_less(shared_trt):
+    rp2040 = boards.get("rp2040")
+    kws = fit(shared_trt["kws_ref_model"].read_bytes(), rp2040)
+    assert 150_000 < kws.ram_needed(False) < 200_000 < rp2040.free_heap_bytes
+    assert kws.ram_needed(True) < kws.ram_needed(False)
+    assert kws.verdict == fit_mod.IN_RAM  # whole fits, so it is not told to stream
+
+
+def test_kws_does_not_fit_an_esp32_and_says_by_how_much(shared_trt):
+    f = fit(shared_trt["kws_ref_model"].read_bytes(), boards.get("esp32"), "kws.trt")
+    assert f.verdict == fit_mod.NO
+    assert 0 < f.ram_short(True) < f.ram_short(False)
+    assert f.short == f.ram_short(True)
+    assert f"{f.ram_short(True):,} B short streaming" in f.report()
+
+
+def test_fit_streams_only_when_whole_does_not_fit():
+    rp2040 = boards.get("rp2040")
+    big = fit(wide_mlp(), rp2040, "big.trt")  # 340 KB file: more than m0's heap
+    assert big.verdict == fit_mod.STREAMING and big.fits and big.short == 0
+    assert big.ram_short(False) > 0 and big.ram_short(True) == 0
+    assert big.mode(True).basis == "measured"
+    assert big.mode(False).basis.startswith("extrapolated")
+    report = big.report()
+    assert "33,792 B scratch buffer" in report and "extrapolated" in report
+    s3 = fit(wide_mlp(), boards.get("esp32s3"), "big.trt")  # megabytes of PSRAM: whole
+    assert s3.verdict == fit_mod.IN_RAM
+
+
+def test_a_model_too_large_fits_nowhere():
+    data = too_large()
     for name in boards.names():
-        p = tinyrt_cli("fit", str(model), "--board", name)
-        print(p.stdout)
-        assert p.returncode in (0, 1), p.stderr
-        assert f"kws.trt on {name}: " in p.stdout
-        assert "flash: filesystem" in p.stdout and "needed free heap" in p.stdout
-        verdicts[name] = p.returncode
-    assert verdicts["esp32s3"] == verdicts["rp2350"] == 0  # megabytes / 460 KB of heap
-    assert verdicts["rp2040"] == 0  # by streaming at worst
+        f = fit(data, boards.get(name), "huge.trt")
+        assert f.verdict == fit_mod.NO and f.short > 0, name
+        assert f"{f.short:,} B short" in f.report()
+
+
+def test_measurements_are_cached_per_model_content(shared_trt):
+    data = shared_trt["micro_speech_quantized"].read_bytes()
+    first = fit_mod.measure(data, True)
+    assert fit_mod._cache_file(data, True).exists()
+    fit_mod.measure.cache_clear()
+    t = time.monotonic()
+    assert fit_mod.measure(data, True) == first
+    assert time.monotonic() - t < 5
+    assert fit_mod._cache_file(data + b"\0", True) != fit_mod._cache_file(data, True)
+
+
+def test_fit_exit_codes(shared_trt, tmp_path, capsys):
+    kws = str(shared_trt["kws_ref_model"])
+    assert cli.main(["fit", kws, "--board", "pico"]) == 0
+    assert "verdict: FITS IN RAM" in capsys.readouterr().out
+    assert cli.main(["fit", kws, "--board", "esp32"]) == 1
+    assert "verdict: DOES NOT FIT" in capsys.readouterr().out
+    huge = tmp_path / "huge.trt"
+    huge.write_bytes(too_large())
+    assert cli.main(["fit", str(huge), "--board", "esp32s3"]) == 1
+    # usage errors: found before anything is measured
+    assert cli.main(["fit", kws, "--board", "arduino-uno"]) == 2
+    assert "unknown board 'arduino-uno'" in capsys.readouterr().err
+    assert cli.main(["fit", str(tmp_path / "missing.trt"), "--board", "rp2040"]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    bad = tmp_path / "x.trt"
+    bad.write_bytes(b"not a model")
+    assert cli.main(["fit", str(bad), "--board", "rp2040"]) == 2
+    assert "not a valid model file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        cli.main(["fit", kws])  # --board is required
+    assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        cli.main(["fit", "--help"])
+    assert e.value.code == 0
+    assert "1 it does not fit, 2 usage error" in " ".join(capsys.readouterr().out.split())
 
 
 def test_convert_with_board_reports_the_fit(tmp_path):
@@ -89,31 +196,11 @@ def test_convert_with_board_reports_the_fit(tmp_path):
         pytest.skip(f"{src} not present")
     p = tinyrt_cli("convert", str(src), "-o", str(tmp_path / "k.trt"), "--board", "pico2")
     assert p.returncode == 0, p.stderr
-    assert "converted" in p.stdout and "k.trt on rp2350" in p.stdout and "FITS" in p.stdout
-    p = tinyrt_cli("convert", str(src), "-o", str(tmp_path / "k.trt"), "--board", "uno")
+    assert "converted" in p.stdout and "k.trt on rp2350" in p.stdout
+    assert "verdict: FITS IN RAM" in p.stdout
+    p = tinyrt_cli("convert", str(src), "-o", str(tmp_path / "u.trt"), "--board", "uno")
     assert p.returncode == 2 and "unknown board 'uno'" in p.stderr
-
-
-def test_fit_picks_streaming_and_refuses_what_cannot_fit():
-    rp2040 = boards.get("rp2040")
-    big = fit(wide_mlp(), rp2040, "big.trt")
-    assert big.verdict == ("fits", "streaming") and big.fits
-    assert big.ram(False) == "no"
-    assert "33,792 B scratch buffer" in big.report()
-    small = fit(mlp_model(), rp2040, "mlp.trt")
-    assert small.verdict == ("fits", "in RAM")
-    esp32 = boards.get("esp32")
-    huge = fit(wide_mlp(3, 300), esp32, "wide.trt")  # a 90 KB layer: no ESP32 allocation
-    assert huge.verdict == ("no", None)
-    assert any("single buffer" in p for p in huge.problems())
-    assert "DOES NOT FIT" in huge.report()
-
-
-def test_fit_refuses_a_file_that_is_not_a_model(tmp_path):
-    bad = tmp_path / "x.trt"
-    bad.write_bytes(b"not a model")
-    p = tinyrt_cli("fit", str(bad), "--board", "rp2040")
-    assert p.returncode == 2 and "not a valid model file" in p.stderr
+    assert not (tmp_path / "u.trt").exists()  # the board is checked before converting
 
 
 def test_package_json_lists_the_runtime():
