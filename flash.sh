@@ -2,8 +2,9 @@
 # flash.sh [--board NAME] [--port PORT] [--main] [--yes] [--force] MODEL.trt
 #
 # Put tinyrt (compiled to .mpy for the board's arch) and a model on a MicroPython board with
-# mpremote, verify every copy by its sha256 on the board, rename the copies into place, and run
-# one inference. Never touches main.py / boot.py unless --main (and a yes for an existing
+# mpremote into a staging folder, verify every copy by its sha256 on the board, switch the whole
+# set into place (journalled: a flash interrupted by a power cut leaves the previous installation
+# loadable, or a switch the next flash finishes), and run one inference. Never touches main.py / boot.py unless --main (and a yes for an existing
 # main.py). Fails with a clear message when no board is attached or the model does not fit.
 # The work is done by boards/flash.py; this finds a Python that has tinyrt's dependencies.
 set -euo pipefail

@@ -4,13 +4,20 @@
 
 1. find the board (--port, or the one USB serial port) and ask it what it is (sys.platform,
    sys.implementation, free heap, filesystem, which of our files it already has);
-2. check that the model fits (flash and RAM, with the board's own figures: converter/fit.py);
+2. check that the model fits (flash and RAM, with the board's own figures: boards/fit.py);
 3. compile tinyrt to .mpy for the board's arch (as its sys.implementation._mpy reports);
-4. copy every file to NAME.tmp with `mpremote fs cp`, hash each copy on the board (hashlib)
-   against the host's sha256, and only when all match rename them into place (a rename
-   replaces a file atomically: a board never runs a half-copied module); stale modules of an
-   older tinyrt in /lib/tinyrt are removed;
-5. load the model and run one inference on the board.
+4. stage the new installation in /.tinyrt-flash under its final paths: `mpremote fs cp` for
+   what is new, an on-board copy for files the board already has unchanged (so a new model
+   alone is quick to flash); hash every staged file on the board (hashlib) against the host's
+   sha256;
+5. only when all match, switch: write a journal (the commit point), move the installed
+   /lib/tinyrt aside, rename the staged package and files into place, remove the journal and
+   the old package. The package is replaced as one directory, never module by module, so a
+   board never holds a half-new runtime. FAT cannot replace a directory in one step: an
+   interruption inside the switch (a few renames) leaves the journal, and the next flash
+   finishes the switch before anything else; an interruption before the journal leaves the
+   previous installation untouched, and the next flash removes the staged leftovers;
+6. load the model and run one inference on the board.
 main.py and boot.py are the user's: they are written only with --main, and an existing
 main.py is replaced only after a yes (--yes, or an answer at the terminal).
 """
@@ -37,11 +44,15 @@ from boards.runtime import CompileError, blocks, compile_runtime
 
 MPREMOTE = [sys.executable, "-m", "mpremote"]
 LIB = "/lib/tinyrt"
+STAGE = "/.tinyrt-flash"  # the new installation is put together here, under final paths
+OLD = "/.tinyrt-old"  # the replaced package, until the switch is over
+JOURNAL = STAGE + "/SWITCH"  # exists only while a verified new installation is switched in
 TIMEOUT = 120.0  # seconds for one mpremote run
+CUT_ENV = "TINYRT_FLASH_CUT_AFTER"  # fault injection for tests: freeze after N switch renames
 
-# Prints one JSON line describing the board and what it already holds.
-PROBE = r"""
-import gc, os, sys, json
+# Functions every board-side script below starts with.
+HELPERS = r"""
+import os
 try:
     import hashlib, binascii
 except ImportError:
@@ -63,6 +74,18 @@ def _h(p):
             d.update(memoryview(b)[:k])
     f.close()
     return [n, binascii.hexlify(d.digest()).decode() if d else ""]
+def _isdir(p):
+    try:
+        return os.stat(p)[0] & 0x4000 != 0
+    except OSError:
+        return None
+def _rmtree(p):
+    if _isdir(p):
+        for e in list(os.ilistdir(p)):
+            _rmtree(p + "/" + e[0])
+        os.rmdir(p)
+    elif _isdir(p) is not None:
+        os.remove(p)
 def _walk(p, out):
     try:
         es = list(os.ilistdir(p))
@@ -74,60 +97,123 @@ def _walk(p, out):
             _walk(q, out)
         else:
             out.append(q)
+def _switch(cut):
+    # Replay the journal: every step is skipped once done, so an interrupted switch is
+    # finished by running this again. A package directory cannot be renamed over another on
+    # FAT: the installed one is moved aside first.
+    f = open(J)
+    moves = [ln.split("\t") for ln in f.read().split("\n") if ln]
+    f.close()
+    n = 0
+    for src, dst in moves:
+        if _isdir(src) is None:
+            continue
+        if _isdir(src) and _isdir(dst):
+            _rmtree(O)
+            os.rename(dst, O)
+            n += 1
+            print("moved aside", dst)
+            if n == cut:
+                print("cut")
+                while True:
+                    pass
+        os.rename(src, dst)  # a file replaces dst
+        n += 1
+        print("renamed", src, "->", dst)
+        if n == cut:
+            print("cut")
+            while True:
+                pass
+    os.remove(J)
+    _rmtree(S)
+    _rmtree(O)
+"""
+
+# Finishes a switch an interrupted flash left half done, removes what an interrupted copy left,
+# and prints one JSON line describing the board and what it already holds.
+PROBE = r"""
+import gc, sys, json
+done = []
+if _isdir(J) is False:
+    _switch(0)
+    done.append("finished the switch to the new installation an interrupted flash had begun")
+else:
+    stale = []
+    _walk(S, stale)
+    _walk(O, stale)
+    for p in FILES:
+        if _isdir(p + ".tmp") is False:
+            stale.append(p + ".tmp")
+    _rmtree(S)
+    _rmtree(O)
+    for p in FILES:
+        _rmtree(p + ".tmp")
+    if stale:
+        done.append("removed %d temporary files an interrupted flash left" % len(stale))
 ours = []
-_walk("/lib/tinyrt", ours)
+_walk(L, ours)
+for p in ours:
+    if p.endswith(".tmp"):
+        os.remove(p)
+ours = [p for p in ours if not p.endswith(".tmp")]
 s = os.statvfs("/")
 gc.collect()
 print(json.dumps({"platform": sys.platform,
                   "machine": getattr(sys.implementation, "_machine", ""),
                   "version": list(sys.implementation.version[:3]),
-                  "mpy": getattr(sys.implementation, "_mpy", 0),
+                  "mpy": getattr(sys.implementation, "_mpy", 0), "path": sys.path,
                   "free": gc.mem_free(), "fs_total": s[0] * s[2], "fs_free": s[0] * s[3],
-                  "block": s[0], "ours": ours, "hashlib": hashlib is not None,
-                  "files": {p: _h(p) for p in FILES}}))
+                  "block": s[0], "ours": {p: _h(p) for p in ours}, "done": done,
+                  "hashlib": hashlib is not None, "files": {p: _h(p) for p in FILES}}))
 """
 
-# Checks every copied NAME.tmp against the host's hash, then renames them into place and
-# removes modules of the tinyrt package that the new runtime does not have.
-COMMIT = r"""
-import os, hashlib, binascii
-def _h(p):
-    d = hashlib.sha256()
-    f = open(p, "rb")
-    b = bytearray(512)
+# Lays out the staging folder and copies into it the files the board already has unchanged.
+STAGE_SCRIPT = r"""
+_rmtree(S)
+for d in DIRS:
+    try:
+        os.mkdir(d)
+    except OSError:
+        pass
+b = bytearray(1024)
+for src, dst in KEEP:
+    f = open(src, "rb")
+    g = open(dst, "wb")
     while True:
         k = f.readinto(b)
         if not k:
             break
-        d.update(memoryview(b)[:k])
+        g.write(memoryview(b)[:k])
+    g.close()
     f.close()
-    return binascii.hexlify(d.digest()).decode()
+"""
+
+# Checks every staged file against the host's hash; only when all match, writes the journal
+# (the commit point: written under a temporary name, then renamed) and switches.
+COMMIT = r"""
 bad = []
 for p, want in WANT:
-    got = _h(p + ".tmp")
-    print("sha256", got, p)
-    if got != want:
+    got = _h(S + p)
+    print("sha256", got[1] if got else "missing", p)
+    if not got or got[1] != want:
         bad.append(p)
 if bad:
-    for p, want in WANT:
-        try:
-            os.remove(p + ".tmp")
-        except OSError:
-            pass
+    _rmtree(S)
     raise OSError("copy corrupted on the board (hash differs): " + " ".join(bad))
-for p, want in WANT:
-    os.rename(p + ".tmp", p)
-keep = [p for p, want in WANT]
-for p in STALE:
-    if p not in keep:
-        os.remove(p)
-        print("removed", p)
+f = open(J + ".tmp", "w")
+f.write(MOVES)
+f.close()
+os.rename(J + ".tmp", J)
+_switch(CUT)
 print("committed", len(WANT))
 """
 
 # Loads the model and runs one inference; prints one JSON line.
 SMOKE = r"""
-import gc, json, time, tinyrt
+import gc, json, sys, time
+if "/lib" not in sys.path:
+    sys.path.append("/lib")
+import tinyrt
 gc.collect()
 free0 = gc.mem_free()
 t0 = time.ticks_ms()
@@ -202,9 +288,15 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def board_script(body: str, **values) -> str:
+    """A board-side script: the layout's names, `values` as globals, the helpers, `body`."""
+    head = {"S": STAGE, "O": OLD, "J": JOURNAL, "L": LIB, **values}
+    return "".join(f"{k} = {v!r}\n" for k, v in head.items()) + HELPERS + body
+
+
 def probe(port: str, files: list[str]) -> dict:
     try:
-        out = mpremote(port, "exec", f"FILES = {files!r}\n" + PROBE)
+        out = mpremote(port, "exec", board_script(PROBE, FILES=files))
     except MpremoteError as e:
         raise FlashError(f"{port} did not answer as a MicroPython board ({e})") from None
     for line in reversed(out.splitlines()):
@@ -227,34 +319,50 @@ def choose_board(name: str | None, info: dict) -> boards.BoardProfile:
     return found
 
 
-def check_fit(model: bytes, name: str, profile: boards.BoardProfile, info: dict,
-              runtime_fs: int, force: bool) -> None:
-    from converter.fit import FitError, fit
-
-    board = dataclasses.replace(profile, free_heap_bytes=info["free"],
-                                fs_bytes=info["fs_total"] or profile.fs_bytes)
+def assess(model: bytes, board: boards.BoardProfile, name: str) -> tuple[str, str, list[str],
+                                                                         bool]:
+    """(verdict, RAM needed, problems, "may fit") from the fit check, whichever module holds
+    it (boards/fit.py; converter/fit.py in older checkouts)."""
+    try:
+        from boards.fit import FitError, fit
+    except ImportError:
+        from converter.fit import FitError, fit
     try:
         f = fit(model, board, name)
     except FitError as e:
         raise FlashError(f"{name}: {e}") from None
-    # flash: what is free now plus what this install replaces
+    if isinstance(f.verdict, tuple):  # converter/fit.py: (level, mode)
+        level, mode = f.verdict
+        streamed = mode == "streaming"
+        return ((f"{level} {mode}" if mode else "does not fit"),
+                f"{f.ram_needed(streamed, low=True):,}..{f.ram_needed(streamed):,}",
+                f.problems() if level == "no" else [], level == "may fit")
+    streamed = f.verdict == "fits streaming"
+    report = [ln.strip() for ln in f.report().splitlines() if ln.strip()]
+    problems = [] if f.fits else [ln for i, ln in enumerate(report) if any(
+        r.startswith("verdict:") for r in report[:i + 1])] or report
+    return f.verdict, f"{f.ram_needed(streamed):,}", problems, False
+
+
+def check_fit(model: bytes, name: str, profile: boards.BoardProfile, info: dict,
+              runtime_fs: int, force: bool) -> None:
+    board = dataclasses.replace(profile, free_heap_bytes=info["free"],
+                                fs_bytes=info["fs_total"] or profile.fs_bytes)
+    verdict, ram, problems, maybe = assess(model, board, name)
+    # flash: the new installation is staged complete beside the one it replaces
     block = info["block"] or profile.fs_block_bytes
-    replaced = sum(blocks(v[0], block) for v in info["files"].values() if v)
-    room = info["fs_free"] + replaced if info["fs_total"] else profile.fs_bytes
+    room = info["fs_free"] if info["fs_total"] else profile.fs_bytes
     need = runtime_fs + blocks(len(model), block)
-    level, mode = f.verdict
-    say(f"fit: flash needs {need:,} B, {room:,} B available; RAM needs "
-        f"{f.ram_needed(mode == 'streaming', low=True):,}..{f.ram_needed(mode == 'streaming'):,}"
-        f" B, the board has {info['free']:,} B free -> "
-        + (f"{level} {mode}" if mode else "does not fit"))
-    problems = f.problems() if level == "no" else []
+    say(f"fit: flash needs {need:,} B, {room:,} B available; RAM needs {ram} B, the board has "
+        f"{info['free']:,} B free -> {verdict}")
     if need > room:
-        problems.insert(0, f"flash: needs {need:,} B, the filesystem has {room:,} B free")
+        problems.insert(0, f"flash: needs {need:,} B, the filesystem has {room:,} B free (the "
+                        "new installation is staged beside the one it replaces)")
     if problems and not force:
         raise FlashError("the model does not fit this board; nothing was copied:\n  "
                          + "\n  ".join(problems) + "\n(tinyrt fit MODEL --board NAME shows "
                          "the details; --force copies anyway)")
-    if level == "may fit":
+    if maybe:
         say("warning: it may not fit once loaded; the smoke test below will tell")
 
 
@@ -267,6 +375,9 @@ def confirm(question: str, yes: bool) -> bool:
 
 
 MAIN_PY = '''# Written by tinyrt's flash.sh: load the model at boot and run it once.
+import sys
+if "/lib" not in sys.path:
+    sys.path.append("/lib")
 import tinyrt
 m = tinyrt.load({model!r})
 print("tinyrt:", {model!r}, "output", m.invoke().tolist())
@@ -299,6 +410,9 @@ def flash(args: argparse.Namespace) -> None:
         f"{profile.mpy_arch}: compiling for what the board runs)")
     say(f"{profile.name}: {profile.title}; MicroPython "
         f"{'.'.join(map(str, info['version']))}, {info['machine']}{note}")
+    if "/lib" not in info["path"]:
+        say("note: this firmware's sys.path has no /lib; at the REPL run "
+            "`import sys; sys.path.append('/lib')` before `import tinyrt`")
     if not info["hashlib"]:
         raise FlashError("the board's firmware has no hashlib: copies cannot be verified")
 
@@ -328,29 +442,45 @@ def flash(args: argparse.Namespace) -> None:
     if old and old[1] != sha256(model_path):
         say(f"replacing {remote_model} on the board ({old[0]:,} B, a different model)")
 
-    dirs = sorted({str(Path(r).parent) for _, r in uploads if str(Path(r).parent) != "/"})
-    mkdirs = ("import os\nfor d in %r:\n    try:\n        os.mkdir(d)\n    except OSError:\n"
-              "        pass\n" % (["/lib"] + [d for d in dirs if d != "/lib"]))
+    # stage: new files by mpremote, unchanged ones copied on the board
+    have = {**info["ours"], **info["files"]}
     want = [(r, sha256(Path(local))) for local, r in uploads]
-    commit = f"WANT = {want!r}\nSTALE = {info['ours']!r}\n" + COMMIT
-    cmd = ["exec", mkdirs]
-    for local, remote in uploads:
-        cmd += ["+", "fs", "cp", "-f", str(local), ":" + remote + ".tmp"]
-    cmd += ["+", "exec", commit]
-    size = sum(Path(local).stat().st_size for local, _ in uploads)
+    keep = [(r, STAGE + r) for r, h in want if have.get(r) and have[r][1] == h]
+    send = [(local, r) for (local, r), (_, h) in zip(uploads, want)
+            if not (have.get(r) and have[r][1] == h)]
+    dirs = sorted({str(Path(STAGE + r).parent) for _, r in uploads})
+    dirs = sorted({str(p) for d in dirs for p in [Path(d), *Path(d).parents] if str(p) != "/"}
+                  | {"/lib"}, key=lambda d: d.count("/"))
+    moves = [(STAGE + LIB, LIB)] + [(STAGE + r, r) for _, r in uploads
+                                    if not r.startswith(LIB + "/")]
+    cut = int(os.environ.get(CUT_ENV, "0"))
+    cmd = ["exec", board_script(STAGE_SCRIPT, DIRS=dirs, KEEP=keep)]
+    for local, remote in send:
+        cmd += ["+", "fs", "cp", "-f", str(local), ":" + STAGE + remote]
+    cmd += ["+", "exec", board_script(COMMIT, WANT=want, CUT=cut,
+                                      MOVES="".join(f"{a}\t{b}\n" for a, b in moves))]
+    size = sum(Path(local).stat().st_size for local, _ in send)
+    for line in info["done"]:
+        say(f"{line} (on the board)")
     t0 = time.monotonic()
     try:
         out = mpremote(port, *cmd, timeout=TIMEOUT + 2 * len(uploads))
     except MpremoteError as e:
-        raise FlashError(f"copying failed ({e}); the files in place were left as they were")
+        if "moved aside" in e.output or "renamed" in e.output:
+            raise FlashError(f"the board stopped answering while switching to the new "
+                             f"installation ({e}); everything was copied and verified: run "
+                             "flash.sh again to finish the switch") from None
+        raise FlashError(f"copying failed ({e}); the installation in place was left as it "
+                         "was (the next flash removes what was staged)") from None
     finally:
         if args.main:
             main_src.unlink(missing_ok=True)
     hashes = [ln.split() for ln in out.splitlines() if ln.startswith("sha256 ")]
-    removed = [ln.split(None, 1)[1] for ln in out.splitlines() if ln.startswith("removed ")]
-    say(f"copied {len(uploads)} files ({size:,} B) in {time.monotonic() - t0:.1f} s; "
-        f"{len(hashes)} sha256 hashes computed on the board match; renamed into place")
-    for path in removed:
+    say(f"copied {len(send)} files ({size:,} B) in {time.monotonic() - t0:.1f} s"
+        + (f", {len(keep)} unchanged ones on the board" if keep else "")
+        + f"; {len(hashes)} sha256 hashes computed on the board match; switched into place")
+    runtime_paths = {r for _, r in uploads}
+    for path in sorted(set(info["ours"]) - runtime_paths):
         say(f"removed stale {path}")
 
     try:
