@@ -88,3 +88,24 @@ def compile_runtime(arch: str | None) -> tuple[list[RuntimeFile], list[str]]:
             continue
         files.append(RuntimeFile(rel[:-3] + ".mpy", mpy, mpy.stat().st_size))
     return files, skipped
+
+
+def runtime_dir(arch: str | None) -> Path:
+    """A folder holding the runtime compiled for `arch` (tinyrt/...mpy, as flash.sh installs
+    it), made once per content of the sources and kept in the compile cache."""
+    files, _ = compile_runtime(arch)
+    key = hashlib.sha256("".join(f"{f.path}:{f.local.name}" for f in files).encode())
+    lib = _cache_dir() / f"lib-{arch}-{key.hexdigest()[:16]}"
+    if not lib.exists():
+        part = Path(tempfile.mkdtemp(prefix="lib-part-", dir=_cache_dir()))
+        for f in files:
+            dest = part / f.path
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(f.local.read_bytes())
+        try:
+            part.rename(lib)
+        except OSError:  # another process made it first
+            import shutil
+
+            shutil.rmtree(part, ignore_errors=True)
+    return lib

@@ -52,6 +52,30 @@ def _module(name):
     return __import__("tinyrt.kernels." + name, None, None, (name,))
 
 
+def preload(kernel):
+    """Import a kernel module's twins (its TWINS) that select() may choose, before load()
+    allocates the big buffers: imported later, their code and tables would land between
+    those buffers and split the heap they leave when the model is dropped. A twin that fails
+    to import is left to select(), which says why. Only the first choice is imported (the asm
+    twin on ARM, else the viper one): native code is copied to RAM."""
+    if not _enabled[0]:
+        return
+    first = None
+    for name in getattr(kernel, "TWINS", ()):
+        if name.endswith("_asm"):
+            if asm_active():
+                first = name
+        elif first is None:
+            first = name
+    if first is not None:
+        try:
+            _module(first)
+        except MemoryError:
+            raise
+        except Exception:
+            pass
+
+
 def select(module, name, reference, asm_args=None):
     """The fast twin `name` for tinyrt.kernels.<module> (the viper module's name; the asm
     module is the same name ending in _asm), or `reference` where there is none. asm_args:

@@ -403,6 +403,10 @@ def _read_ops(mf, buf, span, n_tensors):
     off, length = span
     end = off + length
     pos = off
+    if mf.n_ops * OP_HEAD_SIZE > length:  # before the table of starts is allocated
+        raise ModelError("section OPS ends inside operator %d of %d: its %d bytes hold at "
+                         "most %d operators" % (length // OP_HEAD_SIZE, mf.n_ops, length,
+                                                length // OP_HEAD_SIZE))
     starts = array("I", bytes(4 * mf.n_ops))
     for i in range(mf.n_ops):
         if pos + OP_HEAD_SIZE > end:

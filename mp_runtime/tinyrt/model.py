@@ -168,8 +168,7 @@ def _load_path(path, stream):
     mf = read_model(tables, lay.size)
     if _COLLECT:
         gc.collect()  # validation's garbage, before the kernel modules are imported
-    for i, op in enumerate(mf.ops):
-        _kernel_module(op.opcode, i)
+    _import_kernels(mf)
     auto = stream is None
     if auto:
         reserve = _RESERVE_PER_TABLE_BYTE * lay.tables
@@ -204,6 +203,19 @@ def _load_whole(path, lay, mf):
         raise ModelError("section DATA CRC mismatch: the file is corrupt")
     mf.buf = buf
     return Model(mf)
+
+
+def _import_kernels(mf):
+    """The kernel module of every operator, with the fast twins it may choose, imported
+    before the big buffers are allocated (so no module lands between them)."""
+    from .fast import preload
+
+    mods = []
+    for i, op in enumerate(mf.ops):
+        mod = _kernel_module(op.opcode, i)
+        preload(mod)
+        mods.append(mod)
+    return mods
 
 
 def _kernel_module(opcode, index):
@@ -243,13 +255,13 @@ class Model:
         self.stream = f
         self.path = path
         try:
-            self._allocate_memory()
+            self._allocate_memory(_import_kernels(mf))
             self._prepare()
         except BaseException:
             self.close()
             raise
 
-    def _allocate_memory(self):
+    def _allocate_memory(self, kernels):
         mf = self.file
         self.arena = _allocate(mf.arena_bytes, "arena", _ARENA_HINT)
         # Working memory of the kernels' fast twins (the asm depthwise kernel's padded image):
@@ -257,7 +269,7 @@ class Model:
         self.work = None
         need = 0
         for i, op in enumerate(mf.ops):
-            ask = getattr(_kernel_module(op.opcode, i), "work_bytes", None)
+            ask = getattr(kernels[i], "work_bytes", None)
             if ask is not None:
                 n = ask(self, op)
                 if n > need:

@@ -18,6 +18,9 @@ from ..fast import select
 from ..requant import rounding_divide_by_pot, srdhm
 from .common import elementwise_operands
 
+# fast twins, imported by load() before it allocates the big buffers (tinyrt.fast.preload)
+TWINS = ("add_viper",)
+
 _LEFT_SHIFT = 20
 
 

@@ -28,6 +28,9 @@ from ..fast import chosen, select
 from ..fileformat import INT8, INT32, PACKED
 from .common import int32_values, tensor
 
+# fast twins, imported by load() before it allocates the big buffers (tinyrt.fast.preload)
+TWINS = ("bconv_viper",)
+
 N_PARAMS = 10
 OUT_BITS = 0
 OUT_STEPS = 1

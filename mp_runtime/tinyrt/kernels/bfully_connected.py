@@ -14,6 +14,9 @@ from ..fileformat import PACKED
 from .bconv import OutputTransform, bconv2d
 from .common import tensor
 
+# fast twins, imported by load() before it allocates the big buffers (tinyrt.fast.preload)
+TWINS = ("bfully_connected_viper", "bfully_connected_asm")
+
 
 class BFullyConnected:
     def __init__(self, model, op):

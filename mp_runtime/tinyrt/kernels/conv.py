@@ -25,7 +25,10 @@ from ..errors import ModelError
 from ..fast import chosen, select
 from ..fileformat import INT32
 from ..requant import multiply_by_quantized_multiplier
-from .common import check_activation, int32_values, requant_table, tensor
+from .common import check_activation, drop_reference_tables, int32_values, requant_table, tensor
+
+# fast twins, imported by load() before it allocates the big buffers (tinyrt.fast.preload)
+TWINS = ("conv_viper", "conv_asm")
 
 N_PARAMS = 10
 
@@ -161,6 +164,8 @@ class Conv2D:
                           dw, pt, pl, oh, ow, x.zero_point, y.zero_point, m_hi, m_lo, left,
                           right, a_min, a_max))
         self.impl = chosen["conv2d"]
+        if self.impl == "asm":
+            drop_reference_tables(self)
 
     def eval(self):
         x, w, b, y, n, x_batch, rows, cols, out_c, w_oc, x_fy, w_fy, x_fx, w_fx, x_zp, y_zp = (

@@ -22,8 +22,11 @@ from ..errors import ModelError
 from ..fast import asm_active, chosen, select
 from ..fileformat import INT32
 from ..requant import multiply_by_quantized_multiplier
-from .common import int32_values, requant_table, tensor
+from .common import drop_reference_tables, int32_values, requant_table, tensor
 from .conv import axis_windows, spatial_params
+
+# fast twins, imported by load() before it allocates the big buffers (tinyrt.fast.preload)
+TWINS = ("depthwise_conv_viper", "depthwise_conv_asm")
 
 N_PARAMS = 11
 
@@ -118,6 +121,8 @@ class DepthwiseConv2D:
                           dw, pt, pl, oh, ow, x.zero_point, y.zero_point, m_hi, m_lo, left,
                           right, p[9], p[10], model.work))
         self.impl = chosen["depthwise_conv2d"]
+        if self.impl == "asm":
+            drop_reference_tables(self)
 
     def eval(self):
         x, w, b, y, n, x_batch, rows, cols, c, dm, x_fy, w_fy, x_fx, w_fx, x_zp, y_zp = (
@@ -140,9 +145,15 @@ def work_bytes(model, op):
     w = model.file.tensors[op.inputs[1]].shape
     if len(x) != 4 or len(w) != 4:
         return 0
-    from .depthwise_conv_asm import work_bytes as padded
-
     p = op.params
     if min(p[0], p[1], p[2], p[3], p[6], p[7], w[1], w[2]) < 1:
         return 0
-    return padded(x[1], x[2], x[3], w[1], w[2], p[0], p[1], p[2], p[3], p[6], p[7])
+    return padded_bytes(x[1], x[2], x[3], w[1], w[2], p[0], p[1], p[2], p[3], p[6], p[7])
+
+
+def padded_bytes(h, wd, c, kh, kw, sh, sw, dh, dw, oh, ow):
+    """Bytes (a multiple of 4) of the padded input image the asm twin reads: the rows and
+    columns the outputs' windows span, border included."""
+    hp = (oh - 1) * sh + (kh - 1) * dh + 1
+    wp = (ow - 1) * sw + (kw - 1) * dw + 1
+    return (hp * wp * c + 3) & ~3

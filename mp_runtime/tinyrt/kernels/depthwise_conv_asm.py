@@ -24,6 +24,7 @@ from array import array
 
 from micropython import const
 
+from .depthwise_conv import padded_bytes as work_bytes
 from .fully_connected_asm import address_of, wrap32
 
 # dw_rows params block (array('i')), byte offsets
@@ -83,13 +84,6 @@ def fill_words(r0, r1, r2):
     data(2, 0x5042)  # str r2, [r0, r1]
     bne(fill)
     mov(r0, 0)
-
-
-def work_bytes(h, wd, c, kh, kw, sh, sw, dh, dw, oh, ow):
-    """Bytes of the padded image (a multiple of 4) for a layer of this geometry."""
-    hp = (oh - 1) * sh + (kh - 1) * dh + 1  # padded rows and columns the outputs read
-    wp = (ow - 1) * sw + (kw - 1) * dw + 1
-    return (hp * wp * c + 3) & ~3
 
 
 @micropython.asm_thumb

@@ -11,7 +11,10 @@ from ..errors import ModelError
 from ..fast import chosen, select
 from ..fileformat import INT32
 from ..requant import multiply_by_quantized_multiplier
-from .common import int32_values, requant_table, tensor
+from .common import drop_reference_tables, int32_values, requant_table, tensor
+
+# fast twins, imported by load() before it allocates the big buffers (tinyrt.fast.preload)
+TWINS = ("fully_connected_viper", "fully_connected_asm")
 
 
 def fully_connected(x, w, bias, y, batches, n_in, n_out, x_zp, y_zp,
@@ -51,6 +54,8 @@ class FullyConnected:
         self.fn = select("fully_connected_viper", "fully_connected", fully_connected,
                          self.args + (m_hi, m_lo, left, right) + self.act)
         self.impl = chosen["fully_connected"]
+        if self.impl == "asm":
+            drop_reference_tables(self)
 
     def eval(self):
         x, w, b, y, batches, n_in, n_out, x_zp, y_zp = self.args

@@ -13,6 +13,9 @@ from ..errors import ModelError
 from ..fast import select
 from .common import check_activation, tensor
 
+# fast twins, imported by load() before it allocates the big buffers (tinyrt.fast.preload)
+TWINS = ("pool_viper",)
+
 _MAX_TAPS = 1 << 22
 
 

@@ -22,6 +22,9 @@ from ..fast import chosen, select
 from ..fileformat import INT32
 from .common import int32_values, tensor
 
+# fast twins, imported by load() before it allocates the big buffers (tinyrt.fast.preload)
+TWINS = ("softmax_viper",)
+
 _M15 = 0x7FFF
 MAX_DEPTH = 2047  # sum <= 2047 * 2^19 < 2^30
 
