@@ -8,12 +8,13 @@ import numpy as np
 
 from .interpreters import run
 
-# For each model: feeds each example's inputs (read one line at a time), then invoke() with
-# the heap locked (a MemoryError there means invoke allocated). Prints one JSON line of raw
-# outputs per example.
+# For each model: prints the kernel chosen for each layer ("#kernels [...]"), feeds each
+# example's inputs (read one line at a time), then invoke() with the heap locked (a
+# MemoryError there means invoke allocated). Prints one JSON line of raw outputs per example.
+# Twins are selected strictly: one that fails to prepare where it should run is an error.
 INVOKE_MODELS = r"""
 import json, micropython, tinyrt, tinyrt.fast
-tinyrt.fast.enable(FAST)
+tinyrt.fast.enable(FAST, strict=True)
 f = open("cases.txt")
 while True:
     head = f.readline()
@@ -21,6 +22,7 @@ while True:
         break
     name, n = head.split()
     m = tinyrt.load(name)
+    print("#kernels " + json.dumps([getattr(k, "impl", "reference") for k in m.kernels]))
     outs = []
     for j in range(m.n_outputs):
         outs.append(m.output(j))
@@ -47,7 +49,15 @@ f.close()
 
 def invoke_models(cases: list[tuple[bytes, list[list[np.ndarray]]]], interpreter: str,
                   heap: int | None = None, fast: bool = True) -> list[list[list[np.ndarray]]]:
-    """For each (model bytes, examples): the raw outputs of every example, as flat int64 arrays.
+    """invoke_models_with_kernels without the kernels."""
+    return invoke_models_with_kernels(cases, interpreter, heap, fast)[0]
+
+
+def invoke_models_with_kernels(cases: list[tuple[bytes, list[list[np.ndarray]]]],
+                               interpreter: str, heap: int | None = None, fast: bool = True
+                               ) -> tuple[list[list[list[np.ndarray]]], list[list[str]]]:
+    """For each (model bytes, examples): the raw outputs of every example, as flat int64 arrays,
+    and the kernel each model's layers run ("asm", "viper" or "reference").
 
     An example is a list of input arrays (one per model input) of what Tensor.set takes: int8
     values for an int8 input, int32 words for an int32 or bit-packed one (signed or unsigned).
@@ -64,6 +74,8 @@ def invoke_models(cases: list[tuple[bytes, list[list[np.ndarray]]]], interpreter
     files["cases.txt"] = "\n".join(lines) + "\n"
     r = run(INVOKE_MODELS.replace("FAST", str(bool(fast))), interpreter, heap=heap, files=files)
     lines = r.stdout.rstrip("\n").split("\n") if r.stdout.strip() else []
+    kernels = [json.loads(ln[len("#kernels "):]) for ln in lines if ln.startswith("#kernels ")]
+    lines = [ln for ln in lines if not ln.startswith("#kernels ")]
     want = sum(len(ex) for _, ex in cases)
     if len(lines) != want:
         raise AssertionError(f"{interpreter}: {len(lines)} results for {want} examples:\n"
@@ -74,7 +86,7 @@ def invoke_models(cases: list[tuple[bytes, list[list[np.ndarray]]]], interpreter
                 for line in lines[pos: pos + len(examples)]]
         results.append(rows)
         pos += len(examples)
-    return results
+    return results, kernels
 
 
 def invoke_batch(model: bytes, examples: list[list[np.ndarray]], interpreter: str,

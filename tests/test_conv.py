@@ -33,7 +33,8 @@ TFLM_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 # Per interpreter: (hypothesis examples = interpreter runs, cases per run). A run of 20 cases
 # takes ~0.05 s on cpython/unix and ~0.1 s on wasm (the 32-bit build, ~2.5x slower than the
 # unix port on these kernels), so wasm gets the full ranges too, in fewer runs.
-RUNS = {"cpython": (15, 20), "unix": (15, 20), "wasm": (10, 16)}
+RUNS = {"cpython": (15, 20), "unix": (15, 20), "wasm": (10, 16), "m0": (10, 16),
+        "m3": (6, 16)}
 NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
 
 

@@ -20,8 +20,8 @@ from host_sim.oracle import int8_ref as R
 from host_sim.oracle.tflm import TOp, TTensor, build_tflite, run_tflm
 from tests.kernel_harness import load_verdicts, tinyrt_local
 
-BATCH = {"cpython": 80, "unix": 80, "wasm": 40}
-EXAMPLES = {"cpython": 3, "unix": 3, "wasm": 1}
+BATCH = {"cpython": 80, "unix": 80, "wasm": 40, "m0": 40, "m3": 40}
+EXAMPLES = {"cpython": 3, "unix": 3, "wasm": 1, "m0": 1, "m3": 1}
 ACTS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
 
 

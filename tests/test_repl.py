@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from converter import writer
-from converter.fit import _mpy_lib
 from host_sim.interpreters import micropython_executable
+from host_sim.mpy_runtime import runtime_dir
 from tests.conftest import SHARED_MODELS
 from tests.models import mlp_model
 from tests.test_streaming import wide_mlp
@@ -31,7 +31,7 @@ class Repl:
     def __init__(self, cwd: Path, heap: int):
         self.master, slave = pty.openpty()
         # the runtime as flash.sh installs it: .mpy (importing .py would compile on the board)
-        env = dict(os.environ, MICROPYPATH=f"{_mpy_lib()}:.frozen")
+        env = dict(os.environ, MICROPYPATH=f"{runtime_dir('x64')}:.frozen")
         self.proc = subprocess.Popen([micropython_executable(), "-X", f"heapsize={heap}"],
                                      stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env)
         os.close(slave)
