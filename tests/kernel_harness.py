@@ -7,6 +7,7 @@ import numpy as np
 
 import tinyrt
 from host_sim import run
+from host_sim.emulated import EMULATED
 from host_sim.probes import load_script
 
 
@@ -25,3 +26,12 @@ def load_verdicts(models: list[bytes], interpreter: str) -> list[str]:
     files = {f"bad{i}.trt": m for i, m in enumerate(models)}
     out = run(load_script(list(files)), interpreter, files=files).stdout.rstrip("\n")
     return [line.split(":")[0] for line in out.split("\n")]
+
+
+def fast_kernel(interpreter: str) -> str:
+    """The kernel tinyrt.fast must choose on `interpreter` for a layer that has an asm and a
+    viper twin (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED): asm on the ARM boards, viper
+    where the emitter exists (the unix port; emulated on CPython), else the reference."""
+    if interpreter in EMULATED:
+        return "asm"
+    return "reference" if interpreter == "wasm" else "viper"

@@ -23,9 +23,10 @@ from tinyrt import opcodes
 from converter.graph import Graph
 from converter.layers.conv import conv2d, depthwise_conv2d, out_size_and_pad
 from converter.writer import serialize
-from host_sim.device import invoke_models
+from host_sim.device import invoke_models, invoke_models_with_kernels
 from host_sim.interpreters import run
 from host_sim.oracle import int8_ref as R
+from tests.kernel_harness import fast_kernel
 
 ACTS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
 TFLM_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
@@ -161,7 +162,9 @@ def test_conv_matches_oracle(interpreter):
     @settings(max_examples=n_runs, deadline=None, phases=NO_SHRINK)
     @given(cases=case_batches(per_run))
     def check(cases):
-        outs = invoke_models([(c.model(), [[x] for x in c.xs]) for c in cases], interpreter)
+        outs, kernels = invoke_models_with_kernels(
+            [(c.model(), [[x] for x in c.xs]) for c in cases], interpreter)
+        assert kernels == [[fast_kernel(interpreter)]] * len(cases)  # the twin really ran
         for c, rows in zip(cases, outs, strict=True):
             for x, row in zip(c.xs, rows, strict=True):
                 _check(row[0], c.oracle(x), f"{interpreter} {c.describe()}")

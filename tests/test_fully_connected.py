@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 
 from converter import layers, writer
 from converter.graph import Graph
-from host_sim.device import invoke_models
+from host_sim.device import invoke_models_with_kernels
 from host_sim.oracle import int8_ref, tflm
+from tests.kernel_harness import fast_kernel
 
 ACTS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
 
@@ -60,10 +61,11 @@ def oracle(c, x) -> np.ndarray:
 @settings(max_examples=4, phases=[Phase.explicit, Phase.generate])
 @given(st.lists(fc_cases(), min_size=10, max_size=10))
 def test_fc_matches_oracle(interpreter, fast, cases):
-    """fast=True runs the viper twin where the interpreter has viper (unix; emulated on
-    CPython), the reference elsewhere (wasm)."""
-    results = invoke_models([(build(c), [[x] for x in c["xs"]]) for c in cases], interpreter,
-                            fast=fast)
+    """fast=True runs the asm twin on the ARM boards (m0, m3), the viper twin where the
+    interpreter has viper (unix; emulated on CPython), the reference elsewhere (wasm)."""
+    results, kernels = invoke_models_with_kernels(
+        [(build(c), [[x] for x in c["xs"]]) for c in cases], interpreter, fast=fast)
+    assert kernels == [[fast_kernel(interpreter) if fast else "reference"]] * len(cases)
     for c, rows in zip(cases, results):
         for x, (y,) in zip(c["xs"], rows):
             np.testing.assert_array_equal(y, oracle(c, x).ravel())

@@ -27,9 +27,10 @@ from converter.inspect_model import describe
 from converter.tflite_import import import_tflite
 from converter.writer import serialize
 from host_sim import INTERPRETERS, cli
-from host_sim.device import invoke_batch
+from host_sim.device import invoke_models_with_kernels
 
 from .conftest import SHARED_MODELS
+from .kernel_harness import fast_kernel
 
 # TFLM's recorded arena per model (../shared/models/README.md, 64-bit host).
 TFLM_ARENA = {
@@ -40,6 +41,8 @@ TFLM_ARENA = {
     "digits_mlp_int8": 2048,
 }
 MODELS = list(TFLM_ARENA)
+# Ops with an asm twin (ARM boards) and a viper twin: the one chosen is asserted per layer.
+TWINNED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 # TFLM's accuracy on the digits test set (README), reproduced from tinyrt's outputs.
 ACCURACY = {"digits_cnn_int8": 0.960, "digits_mlp_int8": 0.964}
 # Every reference input runs on every interpreter: the slowest model, kws_ref_model (2.66 M MACs),
@@ -160,8 +163,11 @@ def test_shared_model_bit_exact(name: str, interpreter: str) -> None:
     in_shape = tuple(conv.info["inputs"][0]["shape"])
     examples = [[x[i].reshape(in_shape)] for i in range(n)]
     t0 = time.perf_counter()
-    rows = invoke_batch(conv.tested, examples, interpreter)
+    (rows,), (kernels,) = invoke_models_with_kernels([(conv.tested, examples)], interpreter)
     seconds = time.perf_counter() - t0
+    for op, kernel in zip(conv.info["ops"], kernels, strict=True):
+        if op in TWINNED_OPS:  # the kernel chosen is the fastest this interpreter has
+            assert kernel == fast_kernel(interpreter), (name, interpreter, op, kernel)
     got = np.stack([r[0] for r in rows]).reshape(n, -1)
     want = y[:n].reshape(n, -1).astype(np.int64)
     exact = int(np.sum(np.all(got == want, axis=1)))
@@ -177,7 +183,7 @@ def test_shared_model_bit_exact(name: str, interpreter: str) -> None:
         "ops": _ops_summary(conv.info["ops"]), "exact": exact, "n": n, "seconds": seconds,
         "accuracy": accuracy, "arena": conv.info["arena_bytes"],
         "tflm_arena": TFLM_ARENA[name], "trt_bytes": conv.info["file_bytes"],
-        "tflite_bytes": conv.tflite_bytes}
+        "tflite_bytes": conv.tflite_bytes, "kernels": kernels}
     np.testing.assert_array_equal(got, want, err_msg=f"{name} on {interpreter}: outputs")
     if conv.has_logits and "y_logits" in ref:
         np.testing.assert_array_equal(logits, want_logits,
