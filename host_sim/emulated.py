@@ -246,8 +246,10 @@ vfs.mount(_Workdir(), "/w")
 os.chdir("/w")
 del _Workdir
 gc.collect()
-_ballast = bytearray(max(0, gc.mem_free() - {heap} - 64)) if {heap} else None
-gc.collect()
+_ballast = []
+while {heap} and gc.mem_free() - {heap} > 64:
+    _ballast.append(bytearray(gc.mem_free() - {heap} - 48))
+    gc.collect()
 """
 
 
@@ -255,8 +257,8 @@ def run_board(board: str, code: str, files: dict | None, heap: int | None,
               timeout: float) -> tuple[str, str, int]:
     """Run a script on an emulated board: (stdout, stderr, exit code 0 / 1 when it raised).
 
-    heap=N leaves N bytes of the board's ~190 KB free heap to the script (a ballast takes the
-    rest); a larger N, or None, leaves all of it."""
+    heap=N leaves N bytes (within ~512) of the board's ~190 KB free heap to the script (a
+    ballast takes the rest); a larger N, or None, leaves all of it."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="tinyrt-emu-") as tmp:
