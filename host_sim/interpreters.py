@@ -55,8 +55,10 @@ class Result:
 
 @lru_cache(maxsize=1)
 def runtime_lib() -> Path:
-    """A directory holding only the tinyrt package (what a board would have)."""
+    """A directory holding only the tinyrt package (what a board would have): one per process,
+    removed when the process exits."""
     lib = Path(tempfile.mkdtemp(prefix="tinyrt-lib-"))
+    atexit.register(shutil.rmtree, lib, ignore_errors=True)
     shutil.copytree(Path(tinyrt.__file__).resolve().parent, lib / "tinyrt",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return lib
