@@ -6,7 +6,8 @@
 Sweep: for each free heap from 60 KB to 260 KB in 10 KB steps (m0 stops at what its firmware
 has, ~190 KB) and each mode (auto, whole, streamed), one fresh interpreter imports tinyrt, loads
 the model and invokes it once; the table says "whole" / "streamed" (it loaded, in that mode),
-the class of the error, or "import fails" where `import tinyrt` itself does not fit. Every outcome must be a load or an ArenaError: anything else is a bug.
+the class of the error, or "import fails" where `import tinyrt` itself does not fit. Every
+outcome must be a load or an ArenaError: anything else is a bug.
 Heap sizes: unix, -X heapsize (the whole heap); the boards, the free heap left by a ballast
 before `import tinyrt`.
 Cycles: load and close one model N times in one interpreter, printing gc.mem_free() after
