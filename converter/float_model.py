@@ -436,9 +436,12 @@ class FloatModel:
         by_name = {la.name: la for la in layers}
         for name in binary:
             layer = by_name.get(name)
+            if layer is None:
+                raise ValueError(f"binary layer {name!r}: no layer has that name (layers: "
+                                 f"{', '.join(by_name)})")
             if not isinstance(layer, (Dense, Conv2D)):
-                raise ValueError(f"binary layer {name!r}: only Dense and Conv2D layers can be "
-                                 f"binary (layers: {', '.join(by_name)})")
+                raise ValueError(f"binary layer {name!r} is a {layer.kind}: only Dense and "
+                                 "Conv2D layers can be binary")
             layer.binary = True
             if layer.activation:
                 act = (ReLU if layer.activation == "relu" else ReLU6)(

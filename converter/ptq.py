@@ -46,6 +46,7 @@ from . import float_model as fm
 from . import layers, writer
 from .graph import Graph
 from .layers import binary as blayers
+from .ptq_inputs import calibration_inputs, unscaled_input_warning
 
 METHODS = ("minmax", "percentile")
 _WITH_WEIGHTS = (fm.Dense, fm.Conv2D, fm.DepthwiseConv2D)
@@ -399,9 +400,7 @@ def quantize(model: fm.FloatModel, calib: np.ndarray, *, calibration: str = "min
     input (e.g. (0, 1) for pixels) instead of its calibrated one."""
     folded = model.folded(binary)
     steps = plan(folded)
-    calib = np.asarray(calib, np.float32).reshape((-1,) + folded.input_shape)
-    if not len(calib):
-        raise ValueError("the calibration set is empty")
+    calib = calibration_inputs(calib, folded.input_shape)
     names = ["input"] + [st.out for st in steps if st.mode == "int8"]
     names += [st.srcs[0] for st in steps if st.binary and st.srcs[0] not in names]
     ranges = calibrate(folded, names, calib, calibration, percentile, batch_size,
@@ -431,6 +430,8 @@ def quantize(model: fm.FloatModel, calib: np.ndarray, *, calibration: str = "min
             st.bias = None if st.layer.bias is None else np.asarray(st.layer.bias, np.float64)
             _quantize_bias(st)
     qm = QuantizedModel(Graph(), steps, folded, q)
+    if input_range is None and (w := unscaled_input_warning(calib)):
+        qm.warnings.append(w)
     for st in steps:
         src = st.srcs[0]
         if st.binary and src in ranges and ranges[src][0] >= 0:
@@ -495,16 +496,18 @@ def _correct_and_report(qm: QuantizedModel, x: np.ndarray, correct: bool) -> lis
 
 
 def format_report(rows: list[LayerReport]) -> str:
-    """The report as a table."""
-    head = (f"{'layer':<16} {'op':<22} {'out':<6} {'float range':<20} {'scale':>10} {'zp':>5} "
-            f"{'weight scales':<19} {'clip %':>7} {'SQNR dB':>8}")
+    """The report as a table; the name and op columns are as wide as their longest entry."""
+    nw = max([16] + [len(r.name) for r in rows])
+    ow = max([22] + [len(r.op) for r in rows])
+    head = (f"{'layer':<{nw}} {'op':<{ow}} {'out':<6} {'float range':<20} {'scale':>10} "
+            f"{'zp':>5} {'weight scales':<19} {'clip %':>7} {'SQNR dB':>8}")
     lines = [head, "-" * len(head)]
     for r in rows:
         rng = f"[{r.lo:.3g}, {r.hi:.3g}]" if r.lo is not None else ""
         scale = f"{r.scale:.4g}" if r.scale is not None else "-"
         zp = str(r.zero_point) if r.zero_point is not None else "-"
         ws = f"{r.weight_scale[0]:.2g}..{r.weight_scale[1]:.2g}" if r.weight_scale else ""
-        lines.append(f"{r.name[:16]:<16} {r.op[:22]:<22} {r.dtype:<6} {rng:<20} {scale:>10} "
+        lines.append(f"{r.name:<{nw}} {r.op:<{ow}} {r.dtype:<6} {rng:<20} {scale:>10} "
                      f"{zp:>5} {ws:<19} {100 * r.clip_fraction:>7.3f} {r.sqnr_db:>8.1f}")
     return "\n".join(lines)
 

@@ -21,7 +21,6 @@ CMSIS-NN.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -529,7 +528,10 @@ def print_board_report(r: dict, name: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="tinyrt bench", description=__doc__.split("\n")[0])
+    from .cli_args import EXIT_CODES, CliParser, heap_bytes
+    from .runner import failure_line
+
+    p = CliParser(prog="tinyrt bench", description=__doc__.split("\n")[0], epilog=EXIT_CODES)
     p.add_argument("model", help="model file (.trt; a .tflite is converted first)")
     p.add_argument("--interpreter", choices=INTERPRETERS, default="unix")
     p.add_argument("--vs-tflm", metavar="MODEL.tflite", help="time tflite-micro on the same "
@@ -540,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mode", choices=MODES, help="kernels: asm (the default choice: asm "
                    "twins on ARM, else viper), viper (no asm twins), reference (neither)")
     p.add_argument("--reference", action="store_true", help="same as --mode reference")
-    p.add_argument("--heap", type=int, help="MicroPython heap bytes (a board's size)")
+    p.add_argument("--heap", type=heap_bytes, help="MicroPython heap bytes (a board's size)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random int8 inputs")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(argv)
@@ -558,9 +560,13 @@ def main(argv: list[str] | None = None) -> int:
                 raise BenchError(f"cannot read {a.vs_tflm}: {e.strerror or e}") from None
         r = benchmark(model, a.interpreter, a.runs, tflite, fast=a.mode != "reference",
                       seed=a.seed, heap=a.heap, mode=a.mode)
-    except (BenchError, InterpreterError) as e:
+    except BenchError as e:
         print(f"tinyrt bench: error: {str(e).strip().splitlines()[0]}", file=sys.stderr)
         return 2
+    except InterpreterError as e:  # the job failed there: say why in one line
+        print(f"tinyrt bench: error: {a.interpreter}: {failure_line(e, a.heap)}",
+              file=sys.stderr)
+        return 1
     if a.json:
         print(json.dumps(r))
     elif a.interpreter in EMULATED:

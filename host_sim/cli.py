@@ -1,54 +1,31 @@
-"""The `tinyrt` command: inspect, convert, run and benchmark models on the host."""
+"""The `tinyrt` command: inspect, convert, quantize, run, evaluate and benchmark models on the
+host."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 import tinyrt
 
-from .interpreters import INTERPRETERS
-
-
-def _print_info(d: dict) -> None:
-    print(f"tinyrt model, format {d['format_version']}: {d['file_bytes']:,} bytes "
-          f"(weights {d['weight_bytes']:,} B), arena {d['arena_bytes']:,} B")
-    meta = d.get("metadata") or {}
-    for k in sorted(meta):
-        if k != "labels":
-            print(f"  {k}: {meta[k]}")
-    for kind, rows in (("input", d["inputs"]), ("output", d["outputs"])):
-        for r in rows:
-            print(f"  {kind} {r['index']} {r['name']!r}: {r['dtype']} {tuple(r['shape'])} "
-                  f"scale={r['scale']:.6g} zero_point={r['zero_point']}")
-    print(f"  {len(d['operators'])} operators:")
-    for i, o in enumerate(d["operators"]):
-        print(f"    {i:3d} {o['name']:<18} in {o['inputs']} -> out {o['outputs']} "
-              f"params {o['params']}")
-    print(f"  {len(d['tensors'])} tensors:")
-    for t in d["tensors"]:
-        where = f"{t['storage']}@{t['offset']}"
-        print(f"    {t['index']:3d} {t['name']:<28} {t['dtype']:<7} {tuple(t['shape'])!s:<18} "
-              f"{t['nbytes']:>7} B {where}")
+from . import cli_run
+from .cli_args import (EXIT_CODES, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliParser, InputError,
+                       fail, load_array, warn)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from converter.inspect_model import describe
+    from .cli_info import format_info
+    from .runner import RunnerError, read_model
 
-    data = Path(args.model).read_bytes()
     try:
-        tinyrt.fileformat.read_model(data)  # the board reader's verdict, with its message
-        d = describe(data)
-    except tinyrt.TinyrtError as e:
-        print(f"tinyrt: {args.model}: {type(e).__name__}: {e}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(d, indent=None))
-    else:
-        _print_info(d)
-    return 0
+        _, d = read_model(args.model)
+    except RunnerError as e:
+        return fail(str(e), e.code)
+    print(json.dumps(d, indent=None) if args.json else format_info(d))
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -61,41 +38,45 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     import dataclasses
     import math
 
-    import numpy as np
-
     from converter import ptq
     from converter.inspect_model import describe
 
-    try:
-        model = ptq.load_float_model(args.model)
-    except (OSError, ValueError, KeyError) as e:
-        return _fail(f"cannot read {args.model} as a float model (.npz or float32 .tflite): {e}")
-    try:
-        calib = np.load(args.calib, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        return _fail(f"cannot read {args.calib} as a .npy array: {e}")
-    binary = [s.strip() for s in (args.binary or "").split(",") if s.strip()]
     input_range = None
     if args.input_range:
         try:
             input_range = tuple(float(v) for v in args.input_range.split(","))
-            assert len(input_range) == 2
+            assert len(input_range) == 2 and input_range[0] < input_range[1]
         except (ValueError, AssertionError):
-            return _fail(f"--input-range {args.input_range!r}: expected LO,HI")
+            return fail(f"--input-range {args.input_range!r}: expected LO,HI with LO < HI")
+    out = Path(args.output) if args.output else Path(args.model).with_suffix(".trt")
+    if not out.parent.is_dir():
+        return fail(f"cannot write {out}: no directory {out.parent}")
+    if Path(args.model).is_dir():
+        return fail(f"{args.model} is a directory, expected a float model (.npz or .tflite)")
+    try:
+        calib = load_array(args.calib, ("x",))
+    except InputError as e:
+        return fail(str(e))
+    try:
+        model = ptq.load_float_model(args.model)
+    except (OSError, ValueError, KeyError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else e
+        return fail(f"cannot read {args.model} as a float model (.npz or float32 .tflite): "
+                    f"{why}")
+    binary = [s.strip() for s in (args.binary or "").split(",") if s.strip()]
     try:
         q = ptq.quantize(model, calib, calibration=args.calibration, percentile=args.percentile,
                          binary=binary, bias_correction=args.bias_correction,
                          input_range=input_range)
         data = q.model_bytes
     except (ValueError, KeyError) as e:
-        return _fail(f"{args.model}: {e}")
-    out = Path(args.output) if args.output else Path(args.model).with_suffix(".trt")
+        return fail(f"{args.model}: {e}")
     try:
         out.write_bytes(data)
     except OSError as e:
-        return _fail(f"cannot write {out}: {e.strerror or e}")
+        return fail(f"cannot write {out}: {e.strerror or e}")
     for w in q.warnings:
-        print(f"tinyrt: warning: {w}", file=sys.stderr)
+        warn(w)
     d = describe(data)
     s, zp = q.input_params
     print(f"wrote {out}: {' -> '.join(d['ops'])}; file {d['file_bytes']:,} B, weights "
@@ -106,13 +87,11 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     if args.report_json:
         rows = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                  for k, v in dataclasses.asdict(r).items()} for r in q.report]
-        Path(args.report_json).write_text(json.dumps(rows, indent=1))
-    return 0
-
-
-def _fail(message: str) -> int:
-    print(f"tinyrt: error: {message}", file=sys.stderr)
-    return 2
+        try:
+            Path(args.report_json).write_text(json.dumps(rows, indent=1))
+        except OSError as e:
+            return fail(f"cannot write {args.report_json}: {e.strerror or e}")
+    return EXIT_OK
 
 
 FIT_EXIT = ("exit status: 0 the model fits (in RAM or streaming), 1 it does not fit, 2 usage "
@@ -126,7 +105,7 @@ def _fit_board(board: str):
     try:
         return get(board)
     except KeyError as e:
-        _fail(str(e.args[0]))
+        fail(str(e.args[0]))
         return None
 
 
@@ -138,12 +117,12 @@ def _print_fit(model: Path, profile) -> int:
     try:
         data = model.read_bytes()
     except OSError as e:
-        return _fail(f"cannot read {model}: {e.strerror or e}")
+        return fail(f"cannot read {model}: {e.strerror or e}")
     try:
         read(data)
         f = fit(data, profile, model.name)
     except FitError as e:
-        return _fail(f"{model}: {e}")
+        return fail(f"{model}: {e}")
     print(f.report())
     return 0 if f.fits else 1
 
@@ -156,63 +135,28 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def cmd_convert(args: argparse.Namespace) -> int:
     from .runner import RunnerError, convert
 
-    profile = _fit_board(args.board) if args.board else None
+    profile = _fit_board(args.board) if args.board else None  # checked before any work
     if args.board and profile is None:
-        return 2
+        return EXIT_USAGE
+    src = Path(args.model)
+    out = Path(args.output) if args.output else src.with_suffix(".trt")
+    if src.is_dir():
+        return fail(f"{src} is a directory, expected a .tflite file")
+    if not out.parent.is_dir():
+        return fail(f"cannot write {out}: no directory {out.parent}")
     try:
-        report = convert(args.model, args.output)
+        report = convert(src, out)
     except RunnerError as e:
-        return _fail(str(e))
+        return fail(str(e), e.code)
     print(report.summary())
-    if profile is not None:
-        print()
-        return _print_fit(Path(report.output), profile)
-    return 0
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from .runner import RunnerError, run
-
-    try:
-        x = np.load(args.input, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        return _fail(f"cannot read {args.input} as a .npy array: {e}")
-    if args.heap is not None and args.interpreter == "cpython":
-        print("tinyrt: note: --heap applies to the MicroPython interpreters (unix, wasm), not "
-              "cpython", file=sys.stderr)
-    try:
-        outs, d = run(args.model, x, args.interpreter, args.heap)
-    except RunnerError as e:
-        return _fail(str(e))
-    if args.output:
-        out = Path(args.output)
-        try:
-            if len(outs) == 1:
-                np.save(out, outs[0])
-            elif out.suffix == ".npz":
-                np.savez(out, **{f"output{k}": y for k, y in enumerate(outs)})
-            else:
-                return _fail(f"the model has {len(outs)} outputs: give an .npz --output")
-        except OSError as e:
-            return _fail(f"cannot write {out}: {e.strerror or e}")
-        shapes = ", ".join(f"{spec['dtype']} {y.shape}" for spec, y in zip(d["outputs"], outs))
-        print(f"ran {len(x)} inputs on {args.interpreter}; wrote {shapes} to {out}")
-        return 0
-    print(f"ran {len(x)} inputs on {args.interpreter}")
-    for spec, y in zip(d["outputs"], outs):
-        packed = spec["dtype"] == "packed"
-        what = "int32 words of packed bits" if packed else spec["dtype"]
-        print(f"  output {spec['name']!r}: {what} {y.shape}, scale={spec['scale']:.6g} "
-              f"zero_point={spec['zero_point']}")
-        flat = y.reshape(len(y), -1)
-        for i in range(min(len(y), 5)):
-            tail = "" if packed else f"  argmax {int(np.argmax(flat[i]))}"
-            print(f"    [{i}] {flat[i].tolist()}{tail}")
-        if len(y) > 5:
-            print(f"    ... ({len(y) - 5} more; --output Y.npy writes them all)")
-    return 0
+    if profile is None:
+        return EXIT_OK
+    print()
+    code = _print_fit(Path(report.output), profile)
+    if code == EXIT_FAILED:
+        print(f"tinyrt: {report.output} was written, but it does not fit {args.board} (exit 1)",
+              file=sys.stderr)
+    return code
 
 
 def _board_names() -> list[str]:
@@ -222,45 +166,47 @@ def _board_names() -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tinyrt", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
-    info = sub.add_parser("info", help="print a model file's contents")
-    info.add_argument("model")
-    info.add_argument("--json", action="store_true", help="one JSON object")
+    p = CliParser(prog="tinyrt", description=__doc__, epilog=EXIT_CODES)
+    p.add_argument("--version", action="version",
+                   version=f"tinyrt {tinyrt.__version__} (model format "
+                   f"{tinyrt.fileformat.FORMAT_VERSION})")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help: str, epilog: str = EXIT_CODES, **kw) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, epilog=epilog, **kw)
+
+    info = add("info", "print a model file's contents")
+    info.add_argument("model", help="MODEL.trt")
+    info.add_argument("--json", action="store_true", help="one JSON object (full names)")
     info.set_defaults(func=cmd_info)
-    conv = sub.add_parser("convert", help="convert an int8 .tflite model to a tinyrt model file")
-    conv.add_argument("model", help="MODEL.tflite")
+    conv = add("convert", "convert an int8 .tflite model to a tinyrt model file",
+               EXIT_CODES + " With --board, exit 1 means the file was written but does not "
+               "fit the board.")
+    conv.add_argument("model", help="MODEL.tflite (int8; for a float32 .tflite use tinyrt "
+                      "quantize)")
     conv.add_argument("-o", "--output", help="model file to write (default: MODEL.trt)")
     conv.add_argument("--board", help="also tell whether the model fits this board "
                       "(exit 1 if not, 2 unknown board): " + ", ".join(_board_names()))
     conv.set_defaults(func=cmd_convert)
-    fitp = sub.add_parser("fit", help="does a model file fit a board: flash, RAM measured on "
-                          "32-bit firmware, loading mode (exit 0 fits, 1 does not, 2 usage "
-                          "error)", description="Does MODEL.trt fit the board? RAM is measured "
-                          "on the emulated m0 firmware (32-bit MicroPython).", epilog=FIT_EXIT)
+    fitp = add("fit", "does a model file fit a board: flash, RAM measured on 32-bit firmware, "
+               "loading mode (exit 0 fits, 1 does not, 2 usage error)", FIT_EXIT,
+               description="Does MODEL.trt fit the board? RAM is measured on the emulated m0 "
+               "firmware (32-bit MicroPython).")
     fitp.add_argument("model", help="MODEL.trt")
     fitp.add_argument("--board", required=True, help=", ".join(_board_names()) + " (or an "
                       "alias: pico, pico2, esp32-s3, ...)")
     fitp.set_defaults(func=cmd_fit)
-    run = sub.add_parser("run", help="run raw inputs (int8, or int32 words for packed tensors) "
-                         "through a model file")
-    run.add_argument("model", help="MODEL.trt")
-    run.add_argument("--input", required=True,
-                     help="X.npy: raw inputs (int8; int32 words for packed), batch on axis 0")
-    run.add_argument("--output", help="Y.npy: the stacked raw outputs")
-    run.add_argument("--interpreter", choices=INTERPRETERS, default="cpython")
-    run.add_argument("--heap", type=int, help="MicroPython heap size in bytes")
-    run.set_defaults(func=cmd_run)
-    demo = sub.add_parser("demo", help="run the end-to-end demo on the host simulator")
+    cli_run.add_parsers(sub)
+    demo = add("demo", "run the end-to-end demo on the host simulator")
     demo.add_argument("--no-cache", action="store_true", help="train again, cache nothing")
     demo.add_argument("--calibration", choices=("minmax", "percentile"), default="minmax")
     demo.set_defaults(func=cmd_demo)
-    quant = sub.add_parser("quantize", help="quantize a float model (.npz or float32 .tflite) "
-                           "to a tinyrt model file")
+    quant = add("quantize", "quantize a float model (.npz or float32 .tflite) to a tinyrt "
+                "model file")
     quant.add_argument("model", help="FLOAT_MODEL.npz (converter.float_model) or .tflite")
     quant.add_argument("-o", "--output", help="model file to write (default: MODEL.trt)")
-    quant.add_argument("--calib", required=True,
-                       help="X.npy: real calibration inputs, batch on axis 0")
+    quant.add_argument("--calib", required=True, metavar="X.npy", help="real calibration "
+                       "inputs, scaled as in training, batch on axis 0 (FILE.npz[:KEY] too)")
     quant.add_argument("--calibration", choices=("minmax", "percentile"), default="minmax")
     quant.add_argument("--percentile", type=float, default=99.99,
                        help="with --calibration percentile: keep this percentile (default "
@@ -276,15 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
     quant.add_argument("--report-json", metavar="FILE", help="write the report as JSON")
     quant.set_defaults(func=cmd_quantize)
     # listed for --help; main() hands `bench` to its own parser (host_sim/bench.py)
-    sub.add_parser("bench", help="latency, MAC/s per layer and the ratio to tflite-micro "
-                   "(tinyrt bench -h); --interpreter m0|m3: instructions per invoke, MAC "
-                   "and layer on the emulated boards, against TFLM and CMSIS-NN there; "
-                   "--cortex-m: the asm kernels' counts alone")
+    add("bench", "latency, MAC/s per layer and the ratio to tflite-micro (tinyrt bench -h); "
+        "--interpreter m0|m3: instructions per invoke, MAC and layer on the emulated boards, "
+        "against TFLM and CMSIS-NN there; --cortex-m: the asm kernels' counts alone")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+def _dispatch(argv: list[str]) -> int:
     if argv[:1] == ["bench"]:
         rest = argv[1:]
         if "--cortex-m" in rest:
@@ -297,6 +241,27 @@ def main(argv: list[str] | None = None) -> int:
         return bench_main(rest)
     args = build_parser().parse_args(argv)
     return args.func(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; every failure is one line on stderr and an exit status (0 done,
+    1 the job failed, 2 usage or input error), never a traceback (TINYRT_DEBUG=1 shows it)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return _dispatch(argv)
+    except KeyboardInterrupt:
+        print("tinyrt: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `tinyrt info m.trt | head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as e:  # noqa: BLE001 - a bug: still one line, with how to see more
+        if os.environ.get("TINYRT_DEBUG"):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(f"tinyrt: internal error (please report it; TINYRT_DEBUG=1 shows the traceback): "
+              f"{type(e).__name__}: {first}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ model file on one of the three interpreters."""
 from __future__ import annotations
 
 import re
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,13 @@ WORD_DTYPES = ("int32", "packed")  # tensors fed and returned as int32 words
 
 
 class RunnerError(Exception):
-    """A user-facing failure of convert/run: the message is one line saying what is wrong."""
+    """A user-facing failure of convert/run: the message is one line saying what is wrong.
+    `code` is the command's exit status: 2 for bad input (a file, an array), 1 when the job
+    itself failed (the interpreter ran out of memory, a converter bug)."""
+
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code
 
 
 def _size(shape) -> int:
@@ -115,12 +122,19 @@ def convert(source: str | Path, output: str | Path | None = None) -> ConversionR
         g = import_tflite(data, source_name=src.name)
         model = serialize(g)
     except UnsupportedModelError as e:
-        raise RunnerError(f"{src}: {e}") from None
+        msg = str(e)
+        head = "cannot read the .tflite flatbuffer: "
+        if msg.startswith(head):  # the reader's index ran off the buffer or a field is absurd
+            msg = f"the .tflite file is truncated or corrupt ({msg[len(head):]})"
+        elif "float" in msg.lower():
+            msg += (f"; or quantize the float model with tinyrt: tinyrt quantize {src} "
+                    "--calib X.npy (X: real inputs, batch on axis 0)")
+        raise RunnerError(f"{src}: {msg}") from None
     except ValueError as e:  # a builder or the writer refused a layer (e.g. accumulator bound)
         raise RunnerError(f"{src}: cannot convert: {e}") from None
     except Exception as e:  # noqa: BLE001 - a converter bug: still one line, with its type
         raise RunnerError(f"{src}: internal error in the converter (please report it): "
-                          f"{type(e).__name__}: {e}") from None
+                          f"{type(e).__name__}: {e}", 1) from None
     try:
         out.write_bytes(model)
     except OSError as e:
@@ -137,10 +151,18 @@ def _read_model(path: str | Path) -> tuple[bytes, dict]:
     except OSError as e:
         raise RunnerError(f"cannot read {path}: {e.strerror or e}") from None
     try:
-        tinyrt.fileformat.read_model(model)
+        tinyrt.fileformat.read_model(model)  # the board reader's verdict, with its message
         return model, describe(model)
     except tinyrt.TinyrtError as e:
         raise RunnerError(f"{path}: {type(e).__name__}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - the board reader passed it, the schema did not
+        raise RunnerError(f"{path}: not a valid tinyrt model file: {type(e).__name__}: "
+                          f"{str(e).splitlines()[0] if str(e) else ''}") from None
+
+
+def read_model(path: str | Path) -> tuple[bytes, dict]:
+    """The file's bytes and its description; RunnerError (exit 2) saying what is wrong."""
+    return _read_model(path)
 
 
 def batch_examples(x: np.ndarray, d: dict) -> list[list[np.ndarray]]:
@@ -161,8 +183,8 @@ def batch_examples(x: np.ndarray, d: dict) -> list[list[np.ndarray]]:
                               f"{dtype}: tinyrt run takes its int32 words (bit-packed: channel "
                               "c in word c // 32, bit c % 32, bit 1 = -1)")
         raise RunnerError(f"the input array holds {x.dtype} values; tinyrt run takes raw int8 "
-                          f"tensor values (quantize with scale {spec['scale']:.6g} and zero "
-                          f"point {spec['zero_point']} first)")
+                          f"tensor values (--float-input quantizes real ones with scale "
+                          f"{spec['scale']:.6g} and zero point {spec['zero_point']})")
     if x.ndim < 1 or x.shape[0] == 0:
         raise RunnerError(f"the input array has shape {x.shape}; axis 0 must be the batch")
     lo, hi, kind = (-(2**31), 2**32 - 1, "int32 words") if words else (-128, 127, "int8")
@@ -179,25 +201,69 @@ def batch_examples(x: np.ndarray, d: dict) -> list[list[np.ndarray]]:
     return [[x[i].reshape(shape).astype(cast)] for i in range(x.shape[0])]
 
 
-def run(model_path: str | Path, x: np.ndarray, interpreter: str = "cpython",
-        heap: int | None = None) -> tuple[np.ndarray | list[np.ndarray], dict]:
+def run(model_path: str | Path, x: np.ndarray, interpreter: str = "unix",
+        heap: int | None = None, progress: bool = False
+        ) -> tuple[list[np.ndarray], dict]:
     """Raw outputs of every x[i]: one array (n,) + output shape per model output, int8 for an
-    int8 output, signed int32 words for an int32 or bit-packed one (last dimension: words)."""
+    int8 output, signed int32 words for an int32 or bit-packed one (last dimension: words).
+    progress: show a bar on stderr (a terminal only) when the run looks longer than a few
+    seconds; the batch then runs in chunks of about a second, one interpreter process each."""
     model, d = _read_model(model_path)
     examples = batch_examples(np.asarray(x), d)
-    where = interpreter if heap is None else f"{interpreter} (heap {heap:,} B)"
-    try:
-        rows = invoke_batch(model, examples, interpreter, heap=heap)
-    except InterpreterError as e:
-        raise RunnerError(f"{where}: {_error_line(e)}") from None
-    except AssertionError as e:  # the interpreter printed fewer results than examples
-        raise RunnerError(f"{where}: {_error_line(e)}") from None
+    rows = _invoke_chunked(model, examples, interpreter, heap, progress)
     outs = []
     for k, spec in enumerate(d["outputs"]):
         shape = (len(rows),) + stored_shape(spec)
         cast = np.int32 if spec["dtype"] in WORD_DTYPES else np.int8
         outs.append(np.stack([r[k] for r in rows]).astype(cast).reshape(shape))
     return outs, d
+
+
+PROGRESS_AFTER = 3.0  # seconds: a run expected to take longer shows a progress bar
+_FIRST_CHUNK = 8  # examples timed before deciding
+
+
+def _invoke_chunked(model: bytes, examples: list, interpreter: str, heap: int | None,
+                    progress: bool) -> list[list[np.ndarray]]:
+    import time
+
+    if not progress or len(examples) <= _FIRST_CHUNK:
+        return _invoke(model, examples, interpreter, heap)
+    t0 = time.perf_counter()
+    rows = _invoke(model, examples[:_FIRST_CHUNK], interpreter, heap)
+    per = (time.perf_counter() - t0) / _FIRST_CHUNK
+    rest = examples[_FIRST_CHUNK:]
+    if per * len(rest) < PROGRESS_AFTER:
+        return rows + _invoke(model, rest, interpreter, heap)
+    from tqdm import tqdm
+
+    chunk = max(_FIRST_CHUNK, int(1.0 / max(per, 1e-6)))
+    with tqdm(total=len(examples), initial=len(rows), unit="input", desc=interpreter,
+              file=sys.stderr, disable=None, leave=False) as bar:
+        for i in range(0, len(rest), chunk):
+            rows += _invoke(model, rest[i: i + chunk], interpreter, heap)
+            bar.update(len(rest[i: i + chunk]))
+    return rows
+
+
+def _invoke(model: bytes, examples: list, interpreter: str, heap: int | None
+            ) -> list[list[np.ndarray]]:
+    where = interpreter if heap is None else f"{interpreter} (heap {heap:,} B)"
+    try:
+        return invoke_batch(model, examples, interpreter, heap=heap)
+    except (InterpreterError, AssertionError) as e:  # Assertion: fewer results than examples
+        raise RunnerError(f"{where}: {failure_line(e, heap)}", 1) from None
+
+
+def failure_line(e: Exception, heap: int | None = None) -> str:
+    """One line saying why a run on an interpreter failed, with a hint for a small heap."""
+    line = _error_line(e)
+    if line.startswith("MemoryError") and heap:
+        line += (f" (--heap {heap} is too small for this model: give more, or ask "
+                 "`tinyrt fit MODEL.trt --board NAME` what a board has)")
+    elif line.startswith("MemoryError"):
+        line += " (the interpreter's heap is too small for this model: give --heap N)"
+    return line
 
 
 _EXCEPTION_LINE = re.compile(r"^(\w+\.)*\w*(Error|Exception|Interrupt)\b.*")
