@@ -155,7 +155,7 @@ def _eval_labels(args: argparse.Namespace, n: int, classes: int) -> np.ndarray:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .runner import RunnerError, read_model
+    from .runner import RunnerError, batch_examples, read_model
 
     try:
         _, d = read_model(args.model)
@@ -165,7 +165,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise InputError(f"output {spec['name']!r} is {spec['dtype']} {spec['shape']}; "
                              "tinyrt eval takes an int8 output of class scores")
         x = _inputs(args, d)
-        labels = _eval_labels(args, len(x) if x.ndim else 0, classes)
+        batch_examples(x, d)  # shapes and ranges checked before the labels
+        labels = _eval_labels(args, len(x), classes)
         outs, d = _run(args, x)
     except (InputError, RunnerError) as e:
         return fail(str(e), getattr(e, "code", EXIT_USAGE))
