@@ -64,3 +64,50 @@ def check_accumulator(bias_max_abs: int, k: int, left_shift: int, what: str) -> 
             f"{what}: accumulator bound {bound} (bias {bias_max_abs}, {k} products, "
             f"left shift {left_shift}) does not fit 31-bit small ints on 32-bit boards"
         )
+
+
+# --- TFLM's int32 requantization on exact Python ints (int32 wrap as the C++ build does) -----
+
+_I32 = 1 << 32
+
+
+def wrap_int32(v: int) -> int:
+    """Two's-complement int32 wrap: TFLM adds the bias to its int32 accumulator unchecked."""
+    return ((v + (1 << 31)) % _I32) - (1 << 31)
+
+
+def tflm_requantize(acc: int, m: int, shift: int) -> int:
+    """TFLM's MultiplyByQuantizedMultiplier(int32 acc, M, shift), acc wrapped to int32 first:
+    RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc * 2^left, M), right)."""
+    x = wrap_int32(wrap_int32(acc) << max(shift, 0))
+    if x == m == -(1 << 31):
+        return (1 << 31) - 1
+    ab = x * m
+    n = ab + ((1 << 30) if ab >= 0 else 1 - (1 << 30))
+    h = n >> 31 if n >= 0 else -((-n) >> 31)  # C division truncates toward zero
+    right = max(-shift, 0)
+    mask = (1 << right) - 1
+    threshold = (mask >> 1) + (1 if h < 0 else 0)
+    return (h >> right) + (1 if (h & mask) > threshold else 0)
+
+
+def constant_channel_output(bias: int, d_lo: int, d_hi: int, m: int, shift: int,
+                            y_zp: int, act_min: int, act_max: int) -> int | None:
+    """The int8 output of a channel if it is the same for every sum of products d in
+    [d_lo, d_hi] (accumulator wrap32(bias + d)), else None (not constant, or not provably).
+
+    TFLM computes wrap32(wrap32(bias + d) * 2^left) = wrap32((bias + d) * 2^left) and then a
+    non-decreasing function of it (M >= 0) clamped, so the output is monotone in d between
+    the points where (bias + d) * 2^left crosses an odd multiple of 2^31; over each such piece
+    it is constant exactly when its two ends agree."""
+    lo, hi = bias + d_lo, bias + d_hi
+    step = 1 << max(31 - max(shift, 0), 0)  # wraps where acc crosses an odd multiple of step
+    ends = [lo, hi]
+    k = (lo + step) // (2 * step) + 1  # the first odd multiple (2k - 1) * step > lo
+    first = (2 * k - 1) * step
+    if first <= hi and (hi - first) // (2 * step) >= 64:
+        return None  # the accumulator wraps too often to be worth proving
+    for edge in range(first, hi + 1, 2 * step):
+        ends += [edge - 1, edge]
+    outs = {min(max(tflm_requantize(a, m, shift) + y_zp, act_min), act_max) for a in ends}
+    return outs.pop() if len(outs) == 1 else None

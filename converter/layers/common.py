@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import Graph
-from ..quantization import check_accumulator, requant_rows
+from ..quantization import (SMALL_INT_LIMIT, check_accumulator, constant_channel_output,
+                            requant_rows)
+
+# M = 2^30, shift 0: MultiplyByQuantizedMultiplier(2v) = v exactly for every int v
+IDENTITY_ROW = (1 << 15, 0, 0)
+PRODUCT_BOUND = 255 * 128  # |x - x_zp| * |w| per product, the kernels' documented bound
 
 
 def f32(x) -> np.ndarray:
@@ -24,3 +29,54 @@ def requant_const(g: Graph, name: str, in_scale: float, w_scales, out_scale: flo
     bias_max = int(np.max(np.abs(bias))) if bias is not None and np.size(bias) else 0
     check_accumulator(bias_max, k, int(rows[:, 2].max()), name)
     return g.add_const(name + "/requant", rows, "int32")
+
+
+def exact_channels(name: str, w_oc: np.ndarray, bias: np.ndarray | None, in_scale: float,
+                   in_zp: int, w_scales, out_scale: float, out_zp: int, act_min: int,
+                   act_max: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Requantization rows of a conv / depthwise / FC layer whose every run-time value stays
+    a 31-bit small int, exact for every int32 bias and weight TFLM accepts.
+
+    w_oc: the layer's int8 weights as (OC, K) rows, K products per output. A channel whose
+    accumulator bound (|bias| + K * 255 * 128) << left reaches 2^30 (batch-norm folding leaves
+    dead or saturated channels with biases near +-2^30) is proven constant: over every
+    possible input its sum of products d lies in [d_lo, d_hi] (each product between
+    w * (-128 - x_zp) and w * (127 - x_zp)), and TFLM's clamp(MBQM(wrap32(bias + d)) + y_zp)
+    gives one value v at both ends of each monotone piece (quantization.constant_channel_output).
+    Such a channel becomes weights 0, bias 2 * (v - y_zp) and the identity row
+    (M = 2^30, shift 0): MBQM(2 * (v - y_zp)) + y_zp = v, inside [act_min, act_max].
+    A channel that is not constant is refused (ValueError): its output levels need an
+    accumulator beyond 31 bits. Returns (weights, bias or None, rows (1 | OC, 3))."""
+    eff = f32(in_scale) * f32(w_scales) / f32(out_scale)
+    rows = requant_rows(eff)
+    oc, k = w_oc.shape
+    full = np.repeat(rows, oc, axis=0) if rows.shape[0] == 1 else rows.copy()
+    b = np.zeros(oc, np.int64) if bias is None else np.asarray(bias, np.int64)
+    w64 = w_oc.astype(np.int64)
+    lo_x, hi_x = -128 - int(in_zp), 127 - int(in_zp)
+    d_lo = np.minimum(w64 * lo_x, w64 * hi_x).sum(axis=1)
+    d_hi = np.maximum(w64 * lo_x, w64 * hi_x).sum(axis=1)
+    w_new, b_new, changed = w_oc, b, False
+    for c in range(oc):
+        left = max(int(full[c, 2]), 0)
+        if (abs(int(b[c])) + k * PRODUCT_BOUND) << left < SMALL_INT_LIMIT:
+            continue
+        m = (int(full[c, 0]) << 15) | int(full[c, 1])
+        v = constant_channel_output(int(b[c]), int(d_lo[c]), int(d_hi[c]), m,
+                                    int(full[c, 2]), out_zp, act_min, act_max)
+        if v is None:
+            raise ValueError(
+                f"{name}: channel {c}: accumulator bound "
+                f"{(abs(int(b[c])) + k * PRODUCT_BOUND) << left} (bias {int(b[c])}, {k} "
+                f"products, left shift {left}) does not fit 31-bit small ints on 32-bit "
+                "boards, and the channel's output is not the same for every input (so it "
+                "cannot be folded into a constant)")
+        if not changed:
+            w_new, b_new, changed = w_oc.copy(), b.copy(), True
+        w_new[c] = 0
+        b_new[c] = 2 * (v - int(out_zp))
+        full[c] = IDENTITY_ROW
+    if not changed:
+        return w_oc, bias, rows
+    keep_bias = bias is not None or bool(np.any(b_new))
+    return w_new, (b_new.astype(np.int32) if keep_bias else None), full

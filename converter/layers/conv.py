@@ -1,7 +1,8 @@
 """CONV_2D and DEPTHWISE_CONV_2D: add int8 convolutions to a Graph.
 
 Inputs of both ops: x int8 (N, H, W, C), filter int8, bias int32 (OC) or absent (-1), and an
-int32 (OC | 1, 3) requantization table (layers.common.requant_const). Params (int32):
+int32 (OC | 1, 3) requantization table (layers.common.exact_channels: a channel
+whose bias is too large for 31-bit ints is proven constant and stored as one). Params (int32):
   CONV_2D            stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left, out_h, out_w,
                      act_min, act_max
   DEPTHWISE_CONV_2D  stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left, out_h, out_w,
@@ -18,7 +19,7 @@ from tinyrt import opcodes
 
 from ..graph import Graph
 from ..quantization import activation_range
-from .common import requant_const
+from .common import exact_channels
 
 
 def _pair(v, what: str) -> tuple[int, int]:
@@ -64,13 +65,13 @@ def _scales(name: str, weight_scales, channels: int) -> np.ndarray:
     return scales
 
 
-def _bias(g: Graph, name: str, bias, channels: int) -> tuple[int, np.ndarray | None]:
+def _bias_values(name: str, bias, channels: int) -> np.ndarray | None:
     if bias is None:
-        return -1, None
+        return None
     bias = np.asarray(bias, dtype=np.int32)
     if bias.shape != (channels,):
         raise ValueError(f"{name}: bias shape {bias.shape}, expected ({channels},)")
-    return g.add_const(name + "/bias", bias, "int32"), bias
+    return bias
 
 
 def conv2d(g: Graph, x: int, weights: np.ndarray, weight_scales, bias: np.ndarray | None,
@@ -86,12 +87,16 @@ def conv2d(g: Graph, x: int, weights: np.ndarray, weight_scales, bias: np.ndarra
         raise ValueError(f"{name}: input shape {xt.shape} does not fit weights {w.shape}")
     geo = _geometry(name, xt.shape, kh, kw, stride, dilation, padding)
     scales = _scales(name, weight_scales, out_c)
-    wi = g.add_const(name + "/weights", w, "int8", float(scales[0]), 0, scales.size > 1)
-    bi, bias = _bias(g, name, bias, out_c)
-    qi = requant_const(g, name, xt.scale, scales, out_scale, bias, kh * kw * c)
+    lo, hi = activation_range(activation, np.float32(out_scale), out_zero_point)
+    w_oc, bias, rows = exact_channels(name, w.reshape(out_c, -1), _bias_values(name, bias, out_c),
+                                      xt.scale, xt.zero_point, scales, out_scale,
+                                      out_zero_point, lo, hi)
+    wi = g.add_const(name + "/weights", w_oc.reshape(w.shape), "int8", float(scales[0]), 0,
+                     scales.size > 1)
+    bi = -1 if bias is None else g.add_const(name + "/bias", bias, "int32")
+    qi = g.add_const(name + "/requant", rows, "int32")
     y = g.add_activation(name + "/out", (xt.shape[0], geo[6], geo[7], out_c), out_scale,
                          out_zero_point)
-    lo, hi = activation_range(activation, np.float32(out_scale), out_zero_point)
     g.add_op(opcodes.CONV_2D, [x, wi, bi, qi], [y], geo + [lo, hi])
     return y
 
@@ -114,11 +119,15 @@ def depthwise_conv2d(g: Graph, x: int, weights: np.ndarray, weight_scales,
                          f"fit weights {w.shape}")
     geo = _geometry(name, xt.shape, kh, kw, stride, dilation, padding)
     scales = _scales(name, weight_scales, out_c)
-    wi = g.add_const(name + "/weights", w, "int8", float(scales[0]), 0, scales.size > 1)
-    bi, bias = _bias(g, name, bias, out_c)
-    qi = requant_const(g, name, xt.scale, scales, out_scale, bias, kh * kw)
+    lo, hi = activation_range(activation, np.float32(out_scale), out_zero_point)
+    w_oc, bias, rows = exact_channels(name, w.reshape(-1, out_c).T,
+                                      _bias_values(name, bias, out_c), xt.scale,
+                                      xt.zero_point, scales, out_scale, out_zero_point, lo, hi)
+    wi = g.add_const(name + "/weights", np.ascontiguousarray(w_oc.T).reshape(w.shape), "int8",
+                     float(scales[0]), 0, scales.size > 1)
+    bi = -1 if bias is None else g.add_const(name + "/bias", bias, "int32")
+    qi = g.add_const(name + "/requant", rows, "int32")
     y = g.add_activation(name + "/out", (xt.shape[0], geo[6], geo[7], out_c), out_scale,
                          out_zero_point)
-    lo, hi = activation_range(activation, np.float32(out_scale), out_zero_point)
     g.add_op(opcodes.DEPTHWISE_CONV_2D, [x, wi, bi, qi], [y], geo + [dm, lo, hi])
     return y

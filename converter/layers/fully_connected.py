@@ -14,7 +14,7 @@ from tinyrt import opcodes
 
 from ..graph import Graph
 from ..quantization import activation_range
-from .common import requant_const
+from .common import exact_channels
 
 
 def fully_connected(g: Graph, x: int, weights: np.ndarray, weight_scales, bias: np.ndarray | None,
@@ -30,15 +30,16 @@ def fully_connected(g: Graph, x: int, weights: np.ndarray, weight_scales, bias: 
     scales = np.atleast_1d(np.asarray(weight_scales, dtype=np.float32))
     if scales.size not in (1, n_out):
         raise ValueError(f"{name}: {scales.size} weight scales for {n_out} outputs")
-    wi = g.add_const(name + "/weights", w, "int8", float(scales[0]), 0, scales.size > 1)
-    bi = -1
     if bias is not None:
         bias = np.asarray(bias, dtype=np.int32)
         if bias.shape != (n_out,):
             raise ValueError(f"{name}: bias shape {bias.shape}, expected ({n_out},)")
-        bi = g.add_const(name + "/bias", bias, "int32")
-    qi = requant_const(g, name, xt.scale, scales, out_scale, bias, n_in)
-    y = g.add_activation(name + "/out", (batches, n_out), out_scale, out_zero_point)
     lo, hi = activation_range(activation, np.float32(out_scale), out_zero_point)
+    w, bias, rows = exact_channels(name, w, bias, xt.scale, xt.zero_point, scales, out_scale,
+                                   out_zero_point, lo, hi)
+    wi = g.add_const(name + "/weights", w, "int8", float(scales[0]), 0, scales.size > 1)
+    bi = -1 if bias is None else g.add_const(name + "/bias", bias, "int32")
+    qi = g.add_const(name + "/requant", rows, "int32")
+    y = g.add_activation(name + "/out", (batches, n_out), out_scale, out_zero_point)
     g.add_op(opcodes.FULLY_CONNECTED, [x, wi, bi, qi], [y], [lo, hi])
     return y
