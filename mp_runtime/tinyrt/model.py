@@ -10,10 +10,10 @@ from array import array
 
 from . import opcodes
 from .buffers import int8_buffer
-from .errors import ArenaError, ModelError, UnsupportedError
+from .errors import ArenaError, ModelError, TinyrtError, UnsupportedError
 from .fileformat import ARENA, DATA, HEADER_SIZE, MAX_SECTIONS, META, NO_TENSOR, \
     SECTION_SIZE, crc32, read_layout, read_metadata, read_model
-from .tensor import Tensor
+from .tensor import FAILED, NO_RESULT, RESULT, Input, Output, Tensor
 
 _MICROPYTHON = sys.implementation.name == "micropython"
 
@@ -66,18 +66,28 @@ def _allocate(n, what, hint=""):
                          % (what, n, free, hint))
 
 
+_S_IFDIR = 0x4000  # os.stat()'s mode bit of a directory
+
+
 def _file_size(path):
     try:
-        return os.stat(path)[6]
+        st = os.stat(path)
     except OSError as e:
         raise ModelError("cannot open model file %r: %s (os.listdir() shows the files here; "
                          "flash.sh copies a model to the board)" % (path, e))
+    if st[0] & _S_IFDIR:
+        raise ModelError("%r is a directory, not a model file (os.listdir(%r) shows the files "
+                         "in it)" % (path, path))
+    return st[6]
 
 
 def _read_into(path, buf):
     # The buffer is allocated before the file is opened: no collection runs while a file
     # object is live (see _COLLECT).
-    f = open(path, "rb")
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise ModelError("cannot open model file %r: %s" % (path, e))
     got = f.readinto(buf)
     f.close()
     if got != len(buf):
@@ -117,7 +127,8 @@ class _Layout:
 
 
 def load(src, stream=None):
-    """Load a model from a file path or a buffer (bytes, bytearray, array('b')).
+    """Load a model from a file path or a buffer (bytes, bytearray, array('b')). An
+    array('b') is used in place (the weights are views of it); bytes and bytearray are copied.
 
     stream=None loads the whole file when it fits the free heap and otherwise streams the
     weights: only the file's tables stay in RAM and each layer's weights are read from the open
@@ -141,14 +152,26 @@ def _load(src, stream):
     if stream:
         raise ModelError("stream=True reads weights from a file: pass the model's path, "
                          "not a buffer")
-    if isinstance(src, array) and src.typecode == "b":
-        buf = src
+    if isinstance(src, array):
+        if _typecode(src) == "b":
+            buf = src  # used in place: the weights are memoryview slices of it
+        else:
+            buf = array("b", bytes(src))  # the same bytes, as int8
+    elif isinstance(src, (bytes, bytearray, memoryview)):
+        buf = array("b", src)  # a copy: bytes index to 0..255, the kernels read int8
     else:
-        try:
-            buf = array("b", src)
-        except TypeError:
-            raise ModelError("load() takes a path or a buffer, got %s" % type(src).__name__)
+        raise ModelError("load() takes a path (str) or a buffer (bytes, bytearray, "
+                         "array('b')), got %s" % type(src).__name__)
     return Model(read_model(buf))
+
+
+def _typecode(a):
+    """An array's typecode. MicroPython's arrays have no .typecode; the repr of an empty
+    slice names it on every interpreter: array('b')."""
+    code = getattr(a, "typecode", None)
+    if code is None:
+        code = repr(a[:0])[7:-2]
+    return code
 
 
 def _load_path(path, stream):
@@ -254,6 +277,8 @@ class Model:
         self.file = mf
         self.stream = f
         self.path = path
+        self.closed = False
+        self.state = NO_RESULT  # what the outputs hold (tinyrt.tensor: NO_RESULT, ...)
         try:
             self._allocate_memory(_import_kernels(mf))
             self._prepare()
@@ -294,7 +319,9 @@ class Model:
         mf = self.file
         arena_mv = memoryview(self.arena)
         file_mv = memoryview(mf.buf)
-        self.tensors = []
+        self.tensors = []  # type: list[Tensor]
+        inputs = mf.inputs
+        outputs = mf.outputs
         for i, rec in enumerate(mf.tensors):
             if rec.storage == ARENA:
                 data = arena_mv[rec.offset : rec.offset + rec.nbytes]
@@ -303,7 +330,12 @@ class Model:
             else:
                 start = mf.data_offset + rec.offset
                 data = file_mv[start : start + rec.nbytes]
-            self.tensors.append(Tensor(i, rec, data))
+            if i in outputs:
+                self.tensors.append(Output(i, rec, data, self))
+            elif i in inputs:
+                self.tensors.append(Input(i, rec, data, self))
+            else:
+                self.tensors.append(Tensor(i, rec, data))
         self.ops = mf.ops
         self.kernels = []
         scratch = None
@@ -321,6 +353,10 @@ class Model:
                 stream.read_into(self.stream, reads)  # prepare() reads the tables it copies
             try:
                 k = mod.prepare(self, op)
+            except ModelError as e:  # the kernel's check, named with the operator
+                raise ModelError("operator %d (%s): %s" % (i, opcodes.name(op.opcode), e))
+            except TinyrtError:  # a ValueError too, but already precise
+                raise
             except (IndexError, ValueError, KeyError) as e:
                 raise ModelError("operator %d (%s): malformed parameters (%s)"
                                  % (i, opcodes.name(op.opcode), e))
@@ -329,16 +365,30 @@ class Model:
             self.kernels.append(k)
 
     def close(self):
-        """Close the model file (streaming mode); the model cannot run after that."""
+        """Close the model file (streaming mode); the model cannot run after that (invoke()
+        and profile() raise ModelError). Its tensors stay readable."""
+        self.closed = True
         if self.stream is not None:
             self.stream.close()
 
     # -- the REPL-facing API ------------------------------------------------------------------
     def input(self, i=0):
-        return self.tensors[self.file.inputs[i]]
+        """Input tensor i (a Tensor: set(), quantize(), tolist())."""
+        try:
+            return self.tensors[self.file.inputs[i]]
+        except (IndexError, TypeError):
+            from .explain import no_such
+
+            raise no_such("input", i, self.file.inputs)
 
     def output(self, i=0):
-        return self.tensors[self.file.outputs[i]]
+        """Output tensor i (a Tensor: tolist(), dequantize(), valid after invoke())."""
+        try:
+            return self.tensors[self.file.outputs[i]]
+        except (IndexError, TypeError):
+            from .explain import no_such
+
+            raise no_such("output", i, self.file.outputs)
 
     @property
     def n_inputs(self):
@@ -351,12 +401,19 @@ class Model:
     def invoke(self, x=None):
         """Run the model once and return output 0. With x, first copy x into input 0.
 
-        invoke() itself allocates nothing; every buffer was made at load.
+        invoke() itself allocates nothing; every buffer was made at load. Until it completes
+        (or after it raised) the outputs hold no result: reading them raises ModelError.
         """
+        if self.closed:
+            from .explain import closed
+
+            raise closed()
         if x is not None:
             self.input(0).set(x)
+        self.state = FAILED  # until the last kernel has run
         for k in self.kernels:
             k.eval()
+        self.state = RESULT
         return self.tensors[self.file.outputs[0]]
 
     def metadata(self):
@@ -419,14 +476,20 @@ class Model:
     def profile(self, runs=1):
         """Run invoke() `runs` times timing each layer; print and return [(name, us)].
         With streamed weights a layer's time includes reading its weights from the file."""
+        if self.closed:
+            from .explain import closed
+
+            raise closed()
         times = []
         for k in self.kernels:
             times.append(0)
+        self.state = FAILED
         for _ in range(runs):
             for i in range(len(self.kernels)):
                 t0 = ticks_us()
                 self.kernels[i].eval()
                 times[i] += ticks_diff(ticks_us(), t0)
+        self.state = RESULT
         total = 0
         for t in times:
             total += t
