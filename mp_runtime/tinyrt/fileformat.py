@@ -22,6 +22,7 @@ import struct
 from array import array
 
 from .errors import ModelError
+from .opcodes import name as op_name
 
 MAGIC = b"TNRT"
 FORMAT_VERSION = 1
@@ -184,6 +185,11 @@ def tensor_shape(mf, i):
     return struct.unpack_from(_DIMS_FMT[mf.buf[pos + 1]], mf.buf, pos + 12)
 
 
+def tensor_storage(mf, i):
+    """Tensor i's storage code (ARENA or CONST), read from its TENSORS record."""
+    return mf.buf[mf.tensors.off + i * TENSOR_SIZE + 2]
+
+
 def tensor_name(mf, i):
     """Tensor i's name from the NAMES section ('' without one), decoded when asked for."""
     if mf.names is None:
@@ -292,6 +298,10 @@ def read_model(buf, file_bytes=None):
     _read_meta(mf, buf, spans[META])
     mf.data_offset, mf.data_length = spans[DATA]
     _read_tensors(mf, buf, spans[TENSORS])
+    for t in mf.inputs + mf.outputs:  # invoke() writes the inputs, kernels the outputs
+        if tensor_storage(mf, t) != ARENA:
+            raise ModelError("model input/output tensor %d is constant data, expected an arena "
+                             "tensor" % t)
     _read_ops(mf, buf, spans[OPS], len(mf.tensors))
     if NAMES in spans:
         _read_names(mf, buf, spans[NAMES])
@@ -419,10 +429,17 @@ def _read_ops(mf, buf, span, n_tensors):
         if rec_end > end:
             raise ModelError("operator %d (opcode %d) needs %d bytes past the end of OPS"
                              % (i, opcode, rec_end - end))
-        for t in struct.unpack_from("<%dH" % n_idx, buf, pos):
+        idx = struct.unpack_from("<%dH" % n_idx, buf, pos)
+        for t in idx:
             if t >= n_tensors and t != NO_TENSOR:
                 raise ModelError("operator %d (opcode %d) names tensor %d, model has %d"
                                  % (i, opcode, t, n_tensors))
+        for t in idx[n_in:]:  # an operator writes only arena tensors that it does not read
+            if t == NO_TENSOR or tensor_storage(mf, t) != ARENA or t in idx[:n_in]:
+                raise ModelError("operator %d (%s) output tensor %d: expected an arena tensor "
+                                 "that is not also its input, found %s"
+                                 % (i, op_name(opcode), t, "none" if t == NO_TENSOR
+                                    else "an input" if t in idx[:n_in] else "constant data"))
         pos = rec_end
     if pos != end:
         raise ModelError("section OPS has %d bytes after operator %d" % (end - pos, mf.n_ops))

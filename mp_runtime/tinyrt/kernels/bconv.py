@@ -55,7 +55,7 @@ class OutputTransform:
                              % (y.index, y.dtype, mode, "packed" if mode == OUT_BITS
                                 else "int8"))
         if mode == OUT_BITS:
-            t = tensor(model, op, first, "thresholds", INT32)
+            t = tensor(model, op, first, "thresholds", INT32, const=True)
             v = int32_values(model, t)
             if len(v) != cout:
                 raise ModelError("thresholds tensor %d has %d values for %d channels"
@@ -65,9 +65,9 @@ class OutputTransform:
                 thr[c] = -1 if v[c] < -1 else (a_max if v[c] > a_max else v[c])
             self.thr = thr
         elif mode == OUT_STEPS:
-            t = tensor(model, op, first, "levels", INT32)
+            t = tensor(model, op, first, "levels", INT32, const=True)
             rows = int32_values(model, t)
-            s = tensor(model, op, first + 1, "steps", INT32)
+            s = tensor(model, op, first + 1, "steps", INT32, const=True)
             steps = int32_values(model, s)
             if len(rows) != 4 * cout:
                 raise ModelError("levels tensor %d has %d values, expected %d (Cout, 4)"
@@ -101,7 +101,7 @@ class OutputTransform:
                 self.base[c] = base
                 self.dir[c] = d
         else:
-            t = tensor(model, op, first, "table", INT8)
+            t = tensor(model, op, first, "table", INT8, const=True)
             if t.size != cout * (a_max + 1):
                 raise ModelError("table tensor %d has %d values, expected %d x %d"
                                  % (t.index, t.size, cout, a_max + 1))
@@ -192,8 +192,8 @@ def bconv2d(x, w, y, scratch, pads, wpop, batches, in_h, in_w, wb, out_h, out_w,
                                 hi = mid
                         y[yo] = base[c] + dirs[c] * (lo - start[c])
                         yo += 1
-                    else:
-                        y[yo] = table[c * t_row + acc]
+                    else:  # acc <= a_max unless a hostile file sets padding bits: clamp
+                        y[yo] = table[c * t_row + (acc if acc < t_row else t_row - 1)]
                         yo += 1
                 if bits_mode:
                     if cout & 7:
@@ -228,7 +228,7 @@ def check_geometry(p, x, kh, kw, cout, y):
 class BConv2D:
     def __init__(self, model, op):
         x = tensor(model, op, 0, "input", PACKED)
-        w = tensor(model, op, 1, "filters", PACKED)
+        w = tensor(model, op, 1, "filters", PACKED, const=True)
         y_rec = model.file.tensors[op.outputs[0]] if op.outputs else None
         y = tensor(model, op, ~0, "output", y_rec.dtype if y_rec else PACKED)
         if len(w.shape) != 4 or len(x.shape) != 4 or w.shape[3] != x.shape[3]:

@@ -208,7 +208,9 @@ def bconv2d(x: ptr32, w: ptr32, y: ptr8, scratch, pads, wpop, batches: int, in_h
                         y[yo] = (((bases[2 * c] ^ 0x8000) - 0x8000)
                                  + ((dirs[2 * c] ^ 0x8000) - 0x8000) * (lo - s0))
                         yo += 1
-                    else:
+                    else:  # acc <= a_max unless a hostile file sets padding bits: clamp
+                        if acc >= t_row:
+                            acc = t_row - 1
                         y[yo] = table[c * t_row + acc]
                         yo += 1
                     c += 1

@@ -21,7 +21,7 @@ TWINS = ("bfully_connected_viper", "bfully_connected_asm")
 class BFullyConnected:
     def __init__(self, model, op):
         x = tensor(model, op, 0, "input", PACKED)
-        w = tensor(model, op, 1, "weights", PACKED)
+        w = tensor(model, op, 1, "weights", PACKED, const=True)
         y_rec = model.file.tensors[op.outputs[0]] if op.outputs else None
         y = tensor(model, op, ~0, "output", y_rec.dtype if y_rec else PACKED)
         if len(op.params) != 1:

@@ -101,8 +101,9 @@ class BFullyConnectedAsm:
                     yo += 1
             else:  # OUT_TABLE: y = table[c, acc]
                 t = 0
-                for c in range(n):
-                    y[yo] = table[t + acc[c]]
+                for c in range(n):  # acc <= a_max unless padding bits are set: clamp
+                    a = acc[c]
+                    y[yo] = table[t + (a if a < t_row else t_row - 1)]
                     t += t_row
                     yo += 1
 

@@ -5,11 +5,14 @@
 from array import array
 
 from ..errors import ModelError
-from ..fileformat import DTYPES, INT8, INT32, NO_TENSOR
+from ..fileformat import ARENA, DTYPES, INT8, INT32, NO_TENSOR, tensor_storage
 
 
-def tensor(model, op, index, what, dtype=INT8, optional=False):
-    """The op's tensor `index` (into op.inputs, or op.outputs if index < 0 as ~i)."""
+def tensor(model, op, index, what, dtype=INT8, optional=False, const=False):
+    """The op's tensor `index` (into op.inputs, or op.outputs if index < 0 as ~i), checked to
+    be of `dtype` and, for weights and tables (const=True), constant data. Outputs must be
+    arena tensors (the reader checks it too); activation inputs may be either (a constant
+    operand of ADD or CONCATENATION): reading a constant is safe, writing one is not."""
     table = op.inputs if index >= 0 else op.outputs
     i = index if index >= 0 else ~index
     if i >= len(table) or table[i] == NO_TENSOR:
@@ -18,7 +21,13 @@ def tensor(model, op, index, what, dtype=INT8, optional=False):
         raise ModelError("%s tensor is missing" % what)
     t = model.tensors[table[i]]
     if t.dtype != DTYPES[dtype][0]:
-        raise ModelError("%s tensor %d is %s" % (what, t.index, t.dtype))
+        raise ModelError("%s tensor %d is %s, expected %s" % (what, t.index, t.dtype,
+                                                            DTYPES[dtype][0]))
+    arena = tensor_storage(model.file, t.index) == ARENA
+    if (index < 0 or const) and arena == const:
+        raise ModelError("%s tensor %d is %s, expected %s" % (
+            what, t.index, "in the arena" if arena else "constant data",
+            "constant data (weights and tables)" if const else "an arena tensor"))
     return t
 
 
@@ -128,7 +137,7 @@ def elementwise_operands(model, op, what, rows):
     (x1, x2, y, act_min, act_max, (dims, s1, s2), (m_hi, m_lo, left, right))."""
     x1 = tensor(model, op, 0, "input1")
     x2 = tensor(model, op, 1, "input2")
-    t = tensor(model, op, 2, "requantization", INT32)
+    t = tensor(model, op, 2, "requantization", INT32, const=True)
     y = tensor(model, op, ~0, "output")
     if len(op.params) != 2:
         raise ModelError("%s has %d params, expected 2 (act_min, act_max)"

@@ -120,9 +120,9 @@ def conv2d(x, w, bias, y, batches, x_batch, rows, cols, out_c, w_oc, x_fy, w_fy,
 class Conv2D:
     def __init__(self, model, op):
         x = tensor(model, op, 0, "input")
-        w = tensor(model, op, 1, "filter")
-        b = tensor(model, op, 2, "bias", INT32, optional=True)
-        q = tensor(model, op, 3, "requantization", INT32)
+        w = tensor(model, op, 1, "filter", const=True)
+        b = tensor(model, op, 2, "bias", INT32, optional=True, const=True)
+        q = tensor(model, op, 3, "requantization", INT32, const=True)
         y = tensor(model, op, ~0, "output")
         if len(w.shape) != 4:
             raise ModelError("CONV_2D filter shape %r, expected (OC, KH, KW, C)" % (w.shape,))

@@ -81,9 +81,9 @@ def depthwise_conv2d(x, w, bias, y, batches, x_batch, rows, cols, in_c, depth_mu
 class DepthwiseConv2D:
     def __init__(self, model, op):
         x = tensor(model, op, 0, "input")
-        w = tensor(model, op, 1, "filter")
-        b = tensor(model, op, 2, "bias", INT32, optional=True)
-        q = tensor(model, op, 3, "requantization", INT32)
+        w = tensor(model, op, 1, "filter", const=True)
+        b = tensor(model, op, 2, "bias", INT32, optional=True, const=True)
+        q = tensor(model, op, 3, "requantization", INT32, const=True)
         y = tensor(model, op, ~0, "output")
         if len(w.shape) != 4 or w.shape[0] != 1:
             raise ModelError("DEPTHWISE_CONV_2D filter shape %r, expected (1, KH, KW, OC)"
@@ -139,7 +139,8 @@ def prepare(model, op):
 def work_bytes(model, op):
     """Bytes of shared working memory this layer's asm twin needs (its padded input image),
     0 where no asm twin runs; a malformed op asks for none (prepare() refuses it)."""
-    if not asm_active() or len(op.params) != N_PARAMS or len(op.inputs) < 2:
+    if (not asm_active() or len(op.params) != N_PARAMS or len(op.inputs) < 2
+            or max(op.inputs[0], op.inputs[1]) >= len(model.file.tensors)):
         return 0
     x = model.file.tensors[op.inputs[0]].shape
     w = model.file.tensors[op.inputs[1]].shape

@@ -11,7 +11,8 @@ from ..errors import ModelError
 from ..fast import chosen, select
 from ..fileformat import INT32
 from ..requant import multiply_by_quantized_multiplier
-from .common import drop_reference_tables, int32_values, requant_table, tensor
+from .common import check_activation, check_zero_points, drop_reference_tables, \
+    int32_values, requant_table, tensor
 
 # fast twins, imported by load() before it allocates the big buffers (tinyrt.fast.preload)
 TWINS = ("fully_connected_viper", "fully_connected_asm")
@@ -37,13 +38,19 @@ def fully_connected(x, w, bias, y, batches, n_in, n_out, x_zp, y_zp,
 class FullyConnected:
     def __init__(self, model, op):
         x = tensor(model, op, 0, "input")
-        w = tensor(model, op, 1, "weights")
-        b = tensor(model, op, 2, "bias", INT32, optional=True)
-        q = tensor(model, op, 3, "requantization", INT32)
+        w = tensor(model, op, 1, "weights", const=True)
+        b = tensor(model, op, 2, "bias", INT32, optional=True, const=True)
+        q = tensor(model, op, 3, "requantization", INT32, const=True)
         y = tensor(model, op, ~0, "output")
         if len(w.shape) != 2:
             raise ModelError("weights shape %r, expected (n_out, n_in)" % (w.shape,))
         n_out, n_in = w.shape
+        if b and b.size != n_out:
+            raise ModelError("bias has %d values, expected %d" % (b.size, n_out))
+        if len(op.params) != 2:
+            raise ModelError("%d params, expected 2 (act_min, act_max)" % len(op.params))
+        check_activation("FULLY_CONNECTED", op.params[0], op.params[1])
+        check_zero_points("FULLY_CONNECTED", (x, y))
         if x.size % n_in or y.size != x.size // n_in * n_out:
             raise ModelError("shapes x %r, w %r, y %r do not fit" % (x.shape, w.shape, y.shape))
         self.args = (x.data, w.data, int32_values(model, b) if b else array("i", [0] * n_out),

@@ -16,7 +16,7 @@ def logistic(x, y, n, table):
 class Logistic:
     def __init__(self, model, op):
         x = tensor(model, op, 0, "input")
-        t = tensor(model, op, 1, "logistic table")
+        t = tensor(model, op, 1, "logistic table", const=True)
         y = tensor(model, op, ~0, "output")
         if t.size != 256:
             raise ModelError("logistic table has %d entries, expected 256" % t.size)

@@ -51,7 +51,7 @@ def mean(x, y, kept, reduced, strides, x_zp_n, y_zp, m_hi, m_lo, left, right):
 class Mean:
     def __init__(self, model, op):
         x = tensor(model, op, 0, "input")
-        t = tensor(model, op, 1, "requantization", INT32)
+        t = tensor(model, op, 1, "requantization", INT32, const=True)
         y = tensor(model, op, ~0, "output")
         r = len(x.shape)
         ext = 4 - r

@@ -28,7 +28,7 @@ def requantize(x, y, n, x_zp, y_zp, m_hi, m_lo, left, right):
 class Quantize:
     def __init__(self, model, op):
         x = tensor(model, op, 0, "input")
-        t = tensor(model, op, 1, "requantization", INT32)
+        t = tensor(model, op, 1, "requantization", INT32, const=True)
         y = tensor(model, op, ~0, "output")
         if len(op.params):
             raise ModelError("QUANTIZE has %d params, expected none" % len(op.params))

@@ -205,7 +205,7 @@ def softmax(x, y, rows, depth, e, r):
 class Softmax:
     def __init__(self, model, op):
         x = tensor(model, op, 0, "input")
-        t = tensor(model, op, 1, "exp table", INT32)
+        t = tensor(model, op, 1, "exp table", INT32, const=True)
         y = tensor(model, op, ~0, "output")
         if tuple(y.shape) != tuple(x.shape) or not x.shape:
             raise ModelError("softmax input shape %r, output %r: expected equal"
