@@ -79,3 +79,41 @@ for name in NAMES:
 
 def load_script(names: list[str]) -> str:
     return f"NAMES = {names!r}\n" + LOAD
+
+
+# Loads the files f0.bin .. f{N-1}.bin and, when one loads, invokes it once with a zero input,
+# comparing the model's file buffer before and after: one line each, "ok", the TinyrtError's
+# class and message, "WRITE: ..." when invoke() changed the file buffer (a write outside the
+# arena), or "UNEXPECTED ..." for any other exception. (The names are made on the device: the
+# WASI build misruns a script holding a list of a thousand names.)
+FUZZ = r"""
+import tinyrt
+for i in range(N):
+    f = open("f%d.bin" % i, "rb")
+    raw = f.read()
+    f.close()
+    m = None
+    try:
+        m = tinyrt.load(raw)
+        raw = None
+        t = m.input(0)
+        x = [0] * ((len(t.data) >> 2) if t.dtype in ("int32", "packed") else t.size)
+        before = bytes(m.file.buf)
+        m.invoke(x)
+        if bytes(m.file.buf) != before:
+            print("WRITE: invoke() changed the model's file buffer")
+        else:
+            print("ok")
+    except tinyrt.TinyrtError as e:
+        print(type(e).__name__ + ": " + str(e).replace("\\n", " "))
+    except Exception as e:
+        print("UNEXPECTED " + type(e).__name__ + ": " + str(e).replace("\\n", " "))
+    m = None
+    x = None
+    before = None
+"""
+
+
+def fuzz_script(n: int) -> str:
+    """The FUZZ script over files f0.bin .. f{n-1}.bin."""
+    return f"N = {n}\n" + FUZZ
