@@ -357,6 +357,33 @@ def _elementwise(im: _Importer, op: TflOp, name: str, build: Callable) -> int:
     return build(im.g, x1, x2, scale, zp, activation=im.activation(op), name=name)
 
 
+def _max_min(im: _Importer, op: TflOp, name: str, build: Callable) -> int:
+    if len(op.inputs) != 2:
+        raise UnsupportedModelError(f"{op.describe()}: {len(op.inputs)} inputs, expected 2")
+    x1, x2 = im.x(op, 0, "input 0"), im.x(op, 1, "input 1")
+    scale, zp = im.out(op)
+    return build(im.g, x1, x2, scale, zp, name=name)
+
+
+def _unary(im: _Importer, op: TflOp, name: str, build: Callable) -> int:
+    """LEAKY_RELU, RELU, RELU6, HARD_SWISH: int8 -> int8 tables (layers/unary.py)."""
+    x = im.x(op, 0)
+    scale, zp = im.out(op)
+    if op.name == "LEAKY_RELU":
+        alpha = float(op.options.Alpha()) if op.options is not None else 0.0
+        return build(im.g, x, alpha, scale, zp, name=name)
+    return build(im.g, x, scale, zp, name=name)
+
+
+def _tanh(im: _Importer, op: TflOp, name: str, build: Callable) -> int:
+    x = im.x(op, 0)
+    scale, zp = im.out(op)
+    if np.float32(scale) != np.float32(1.0 / 128) or zp != 0:
+        raise UnsupportedModelError(f"{op.describe()}: output scale {scale} zero point {zp}; "
+                                    "TFLM's int8 TANH needs scale 1/128, zero point 0")
+    return build(im.g, x, name=name)
+
+
 def _quantize(im: _Importer, op: TflOp, name: str, build: Callable) -> int:
     x = im.x(op, 0)
     scale, zp = im.out(op)
@@ -442,6 +469,14 @@ _OPS: dict[str, tuple[Callable, str, str]] = {
     "MAX_POOL_2D": (_pool, "pool", "max_pool2d"),
     "ADD": (_elementwise, "elementwise", "add"),
     "MUL": (_elementwise, "elementwise", "mul"),
+    "SUB": (_elementwise, "elementwise", "sub"),
+    "MAXIMUM": (_max_min, "elementwise", "maximum"),
+    "MINIMUM": (_max_min, "elementwise", "minimum"),
+    "LEAKY_RELU": (_unary, "unary", "leaky_relu"),
+    "RELU": (_unary, "unary", "relu"),
+    "RELU6": (_unary, "unary", "relu6"),
+    "HARD_SWISH": (_unary, "unary", "hard_swish"),
+    "TANH": (_tanh, "unary", "tanh"),
     "QUANTIZE": (_quantize, "elementwise", "quantize"),
     "SOFTMAX": (_softmax, "activations", "softmax"),
     "LOGISTIC": (_logistic, "activations", "logistic"),

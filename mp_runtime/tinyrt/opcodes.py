@@ -9,11 +9,19 @@ FULLY_CONNECTED = 9
 LOGISTIC = 14
 MAX_POOL_2D = 17
 MUL = 18
+RELU = 19
+RELU6 = 21
 RESHAPE = 22
 SOFTMAX = 25
+TANH = 28
 PAD = 34
 MEAN = 40
+SUB = 41
+MAXIMUM = 55
+MINIMUM = 57
+LEAKY_RELU = 98
 QUANTIZE = 114
+HARD_SWISH = 117
 BINARIZE = 200  # int8 -> packed (LceQuantize)
 BCONV_2D = 201  # packed -> packed | int8 (LceBconv2d)
 BFULLY_CONNECTED = 202  # packed -> packed | int8
@@ -31,11 +39,19 @@ OPS = {
     LOGISTIC: ("LOGISTIC", "logistic"),
     MAX_POOL_2D: ("MAX_POOL_2D", "pool"),
     MUL: ("MUL", "mul"),
+    RELU: ("RELU", "relu"),
+    RELU6: ("RELU6", "relu"),
     RESHAPE: ("RESHAPE", "reshape"),
     SOFTMAX: ("SOFTMAX", "softmax"),
+    TANH: ("TANH", "tanh"),
     PAD: ("PAD", "pad"),
     MEAN: ("MEAN", "mean"),
+    SUB: ("SUB", "sub"),
+    MAXIMUM: ("MAXIMUM", "maximum_minimum"),
+    MINIMUM: ("MINIMUM", "maximum_minimum"),
+    LEAKY_RELU: ("LEAKY_RELU", "leaky_relu"),
     QUANTIZE: ("QUANTIZE", "quantize"),
+    HARD_SWISH: ("HARD_SWISH", "hard_swish"),
     BINARIZE: ("BINARIZE", "binarize"),
     BCONV_2D: ("BCONV_2D", "bconv"),
     BFULLY_CONNECTED: ("BFULLY_CONNECTED", "bfully_connected"),
