@@ -33,25 +33,54 @@ __all__ = ["SUPPORTED_OPS", "TflModel", "UnsupportedModelError", "fold_constants
 # dtype policy: int8 activations; int32 ones only as the bit-packed tensors of LCE ops
 
 
-def _check_ops(m: TflModel, ops: list[TflOp], const: dict[int, np.ndarray]) -> None:
-    """In graph order, the first op that is unsupported or has an activation of another type
-    than int8 (or int32 bit-packed, for LCE ops) stops the import; then the model's inputs and
-    outputs must be int8, or bit-packed tensors of LCE ops."""
+def _check_ops(m: TflModel, ops: list[TflOp], const: dict[int, np.ndarray]
+               ) -> tuple[list[str], set[int]]:
+    """Every op that is unsupported or has an activation of another type than int8 (or int32
+    bit-packed, for LCE ops), then the model's inputs and outputs (int8, or bit-packed tensors
+    of LCE ops). Returns (problems, indices of the ops at fault): every unsupported op is
+    listed; of the dtype refusals only the first (they share one remedy: an int8 model)."""
+    problems: list[str] = []
+    bad: set[int] = set()
+    dtype_reported = False
+
+    def dtype_problem(op: TflOp | None, t: TflTensor, role: str) -> None:
+        nonlocal dtype_reported
+        if op is not None:
+            bad.add(op.index)
+        if not dtype_reported:
+            try:
+                refuse_dtype(m, op, t, role)
+            except UnsupportedModelError as e:
+                problems.append(str(e))
+            dtype_reported = True
+
     packed = set()
     for op in ops:
         lce = lce_op_name(op.name) is not None
         if op.name not in _OPS and not lce:
-            raise UnsupportedModelError(_unsupported_op_message(op))
+            problems.append(_unsupported_op_message(op))
+            bad.add(op.index)
+            continue
         allowed = ("int8", "int32") if lce else ("int8",)
         for i in op.inputs + op.outputs:
             if i >= 0 and i not in const and m.tensors[i].dtype not in allowed:
-                refuse_dtype(m, op, m.tensors[i], "input" if i in op.inputs else "output")
+                dtype_problem(op, m.tensors[i], "input" if i in op.inputs else "output")
             if lce and i >= 0 and m.tensors[i].dtype == "int32":
                 packed.add(i)
     for role, ids in (("model input", m.inputs), ("model output", m.outputs)):
         for i in ids:
             if m.tensors[i].dtype != "int8" and i not in packed:
-                refuse_dtype(m, None, m.tensors[i], role)
+                dtype_problem(None, m.tensors[i], role)
+    return problems, bad
+
+
+def _all_problems(problems: list[str]) -> UnsupportedModelError:
+    """One error naming every problem found: the first one's message, then the others."""
+    more = "".join(f"\n  - {p}" for p in problems[1:])
+    head = problems[0]
+    if more:
+        head += f"\n{len(problems) - 1} more problem(s) stop this model:{more}"
+    return UnsupportedModelError(head)
 
 
 # --------------------------------------------------------------------------------------------
@@ -65,6 +94,22 @@ class _Importer:
     g: Graph = field(default_factory=Graph)
     tmap: dict[int, int] = field(default_factory=dict)  # .tflite tensor -> graph tensor
     lce_tensors: list[TflTensor] | None = None
+    problems: list[str] = field(default_factory=list)  # every refusal, in graph order
+    skip: set[int] = field(default_factory=set)  # ops already refused (_check_ops)
+    poisoned: set[int] = field(default_factory=set)  # outputs of refused ops, no stand-in
+
+    def _stand_in(self, op: TflOp) -> None:
+        """After a refused op, stand-in activations for its int8 outputs (so the ops after it
+        are still checked), or mark them poisoned (ops reading them are skipped, unreported)."""
+        for i in op.outputs:
+            if i < 0 or i in self.tmap:
+                continue
+            t = self.t(i)
+            if t.dtype == "int8" and t.quantized and not t.per_channel:
+                self.tmap[i] = self.g.add_activation(t.name, t.shape, self.scale(i),
+                                                     self.zero_point(i))
+            else:
+                self.poisoned.add(i)
 
     # -- tensors ------------------------------------------------------------------------------
     def t(self, i: int) -> TflTensor:
@@ -181,13 +226,22 @@ class _Importer:
                                             "int8 quantization parameters")
             self.tmap[i] = g.add_activation(t.name, t.shape, self.scale(i), self.zero_point(i))
         for op in kept:
-            self.op(op)
+            if op.index in self.skip or any(i in self.poisoned for i in op.inputs):
+                self._stand_in(op)
+                continue
+            try:
+                self.op(op)
+            except UnsupportedModelError as e:
+                self.problems.append(str(e))
+                self._stand_in(op)
         for role, ids, why in (("input", m.inputs, "is read by no op"),
                                ("output", m.outputs, "is computed by no op (a constant output "
                                                      "is not supported)")):
             for i in ids:
-                if i not in self.tmap:
-                    raise UnsupportedModelError(f"model {role} {self.t(i).describe()} {why}")
+                if i not in self.tmap and i not in self.poisoned:
+                    self.problems.append(f"model {role} {self.t(i).describe()} {why}")
+        if self.problems:
+            raise _all_problems(self.problems)
         g.inputs = [self.tmap[i] for i in m.inputs]
         g.outputs = [self.tmap[i] for i in m.outputs]
         return g
@@ -516,8 +570,8 @@ def import_tflite(data: bytes, source_name: str | None = None) -> Graph:
     if not m.inputs or not m.outputs:
         raise UnsupportedModelError("the model's subgraph declares no inputs or no outputs")
     kept, folded, const = fold_constants(m)
-    _check_ops(m, kept, const)
-    g = _Importer(m, const).run(kept)
+    problems, bad = _check_ops(m, kept, const)
+    g = _Importer(m, const, problems=problems, skip=bad).run(kept)
     used = {i for op in kept for i in op.inputs if i in const and m.tensors[i].quantized}
     binary = sum(int(np.prod(t.shape)) for t in g.tensors if t.is_const and t.dtype == "packed")
     g.metadata.update({

@@ -111,3 +111,42 @@ def test_refusals() -> None:
         import_tflite(build_tflite(t, [TOp("TANH", [0], [1])], [0], [1]))
     with pytest.raises(ValueError, match="output multiplier exponent"):
         unary.hard_swish_table(1.0, 0, 0.001, 0)
+
+
+def test_convert_lists_every_problem_at_once() -> None:
+    """An unsupported op, a refused TANH and a non-constant wide-bias FC: all three named."""
+    w = np.full((1, 1024), 127, np.int8)
+    t = [TTensor("x", (1, 1024), "int8", 1.0, 0),
+         TTensor("a", (1, 1024), "int8", 1.0, 0),
+         TTensor("b", (1, 1024), "int8", 0.1, 0),
+         TTensor("w", (1, 1024), "int8", [2e-7], 0, 0, w),
+         TTensor("bias", (1,), "int32", [2e-7], 0, 0, np.array([1 << 30])),
+         TTensor("y", (1, 1), "int8", 1.0, -128)]
+    ops = [TOp("ABS", [0], [1]), TOp("TANH", [1], [2]), TOp("FULLY_CONNECTED", [2, 3, 4], [5])]
+    with pytest.raises(UnsupportedModelError) as e:
+        import_tflite(build_tflite(t, ops, [0], [5]))
+    msg = str(e.value)
+    assert msg.startswith("op 0 (ABS) is not supported by tinyrt")
+    assert "2 more problem(s) stop this model" in msg
+    assert "op 1 (TANH): output scale" in msg
+    assert "op 2 (FULLY_CONNECTED)" in msg and "not the same for every input" in msg
+
+
+def test_sub_every_input_pair_matches_tflm() -> None:
+    """All 65536 (x1, x2) pairs through SUB for a few quantizations (cpython): the multipliers
+    are ADD's, formed in double (float32 ones differ, e.g. for scales 0.05, 0.03 -> 0.08)."""
+    a = np.repeat(ALL_INT8, 256)
+    b = np.tile(ALL_INT8, 256)
+    rng = np.random.default_rng(11)
+    qs = [(0.05, 3, 0.03, -5, 0.08, -10)] + [
+        (_scale(rng), int(rng.integers(-128, 128)), _scale(rng), int(rng.integers(-128, 128)),
+         _scale(rng, 0.01), int(rng.integers(-128, 128))) for _ in range(3)]
+    models, wants = [], []
+    for s1, z1, s2, z2, so, zo in qs:
+        t = [TTensor("a", a.shape, "int8", s1, z1), TTensor("b", b.shape, "int8", s2, z2),
+             TTensor("y", a.shape, "int8", so, zo)]
+        tfl = build_tflite(t, [TOp("SUB", [0, 1], [2])], [0, 1], [2])
+        wants.append(run_tflm(tfl, [a, b])[0])
+        models.append((serialize(import_tflite(tfl)), [[a, b]]))
+    for want, rows in zip(wants, invoke_models(models, "cpython")):
+        np.testing.assert_array_equal(rows[0][0], want)

@@ -198,6 +198,23 @@ def _cases() -> dict[str, Case]:
         "logistic": _unary("LOGISTIC", (1, 40), (1, 40), {}, out_q=(1 / 256, -128),
                            in_q=(0.06, -3)),
         "shared_weights": _shared_weights(),
+        "sub_relu": _binary("SUB", (1, 4, 4, 3), (1, 4, 4, 3), "RELU"),
+        "sub_broadcast_const": _binary("SUB", (1, 4, 4, 3), (1, 1, 1, 3), "NONE", True),
+        "maximum_broadcast": Case(
+            [TTensor("a", (1, 3, 4), "int8", 0.1, 2), TTensor("b", (4,), "int8", 0.1, 2),
+             TTensor("y", (1, 3, 4), "int8", 0.1, 2)],
+            [TOp("MAXIMUM", [0, 1], [2])], [0, 1], [2]),
+        "minimum": Case(
+            [TTensor("a", (2, 5), "int8", 0.1, -7), TTensor("b", (2, 5), "int8", 0.1, -7),
+             TTensor("y", (2, 5), "int8", 0.1, -7)],
+            [TOp("MINIMUM", [0, 1], [2])], [0, 1], [2]),
+        "leaky_relu": _unary("LEAKY_RELU", (1, 30), (1, 30), {"alpha": 0.2}, in_q=(0.05, -4),
+                             out_q=(0.04, -20)),
+        "relu": _unary("RELU", (1, 30), (1, 30), {}, in_q=(0.05, 6), out_q=(0.03, -128)),
+        "relu6": _unary("RELU6", (1, 30), (1, 30), {}, in_q=(0.05, 6), out_q=(0.05, 6)),
+        "hard_swish": _unary("HARD_SWISH", (1, 30), (1, 30), {}, in_q=(0.05, 6),
+                             out_q=(0.03, -30)),
+        "tanh": _unary("TANH", (1, 30), (1, 30), {}, in_q=(0.04, 3), out_q=(1 / 128, 0)),
     }
 
 

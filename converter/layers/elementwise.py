@@ -13,10 +13,8 @@ MUL   (kernel mul.py, TFLM mul_common.cc CalculateOpDataMul)
   inputs  [x1, x2, requant int32 (1, 3)]  QuantizeMultiplier(s1 * s2 / s_out)
   outputs [y]  the broadcast shape
   params  [act_min, act_max]
-SUB   (kernel sub.py, TFLM sub_common.cc CalculateOpDataSub): as ADD, y from v1 - v2; the
-          multipliers are formed in float32 as TFLM does there:
-            float(s1 / (2 max(s1, s2))), float(s2 / (2 max(s1, s2))),
-            float(2 max(s1, s2) / (2^20 s_out))
+SUB   (kernel sub.py, TFLM sub_common.cc CalculateOpDataSub): as ADD (the same multipliers,
+          in double), y from v1 - v2
 MAXIMUM, MINIMUM  (kernel maximum_minimum.py, TFLM maximum_minimum.cc)
   inputs  [x1, x2]  raw int8 max / min, no rescaling (TFLM ignores the quantization)
   outputs [y]  the broadcast shape
@@ -75,17 +73,6 @@ def add_multipliers(s1: float, s2: float, so: float, name: str = "add") -> list[
     return reals
 
 
-def sub_multipliers(s1: float, s2: float, so: float, name: str = "sub") -> list[float]:
-    """The three real multipliers of int8 SUB: float32 arithmetic, widened to double."""
-    f1, f2, fo = np.float32(s1), np.float32(s2), np.float32(so)
-    twice_max = np.float32(2) * max(f1, f2)
-    reals = [float(f1 / twice_max), float(f2 / twice_max),
-             float(twice_max / (np.float32(1 << ADD_LEFT_SHIFT) * fo))]
-    for what, r in zip(("input1", "input2", "output"), reals):
-        _smaller_than_one(r, f"{name} {what}")
-    return reals
-
-
 def _binary(g: Graph, opcode: int, x1: int, x2: int, rows: np.ndarray, out_scale: float,
             out_zero_point: int, activation: str, name: str) -> int:
     shape = broadcast_shape(g.tensors[x1].shape, g.tensors[x2].shape, name)
@@ -110,7 +97,7 @@ def sub(g: Graph, x1: int, x2: int, out_scale: float, out_zero_point: int,
         activation: str = "NONE", name: str = "sub") -> int:
     """y = x1 - x2 in real terms (broadcasting), requantized to (out_scale, out_zero_point)."""
     t1, t2 = g.tensors[x1], g.tensors[x2]
-    rows = requant_rows(sub_multipliers(t1.scale, t2.scale, out_scale, name))
+    rows = requant_rows(add_multipliers(t1.scale, t2.scale, out_scale, name))
     # as ADD: |(x - zp) << 20| < 2^28, multipliers < 1 (kernel comment)
     return _binary(g, opcodes.SUB, x1, x2, rows, out_scale, out_zero_point, activation, name)
 
