@@ -58,7 +58,9 @@ def _check_ops(m: TflModel, ops: list[TflOp], const: dict[int, np.ndarray]
     for op in ops:
         lce = lce_op_name(op.name) is not None
         if op.name not in _OPS and not lce:
-            problems.append(_unsupported_op_message(op))
+            listed = any(" is not supported by tinyrt" in p for p in problems)
+            problems.append(f"{op.describe()} is not supported by tinyrt either" if listed
+                            else _unsupported_op_message(op))
             bad.add(op.index)
             continue
         allowed = ("int8", "int32") if lce else ("int8",)
