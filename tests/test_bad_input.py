@@ -139,10 +139,10 @@ def test_an_operator_never_writes_constant_data(interpreter):
 # the counts for a campaign outside CI (the boards then run batches of 400 files).
 FUZZ_FILES = {"cpython": 3000, "unix": 3000, "wasm": 1000, "m0": 400, "m3": 400}
 # Files per interpreter process. The WASI build's collector can free live objects (see
-# DESIGN.md): its batches run in a heap large enough that no collection happens (~12 KB of
-# garbage per file; with the default 4 MiB the collector ran and trapped after ~340 files).
+# DESIGN.md): its batches run in host_sim's default 32 MiB wasm heap, large enough that no
+# collection happens (~12 KB of garbage per file; with 4 MiB the collector ran and trapped
+# after ~340 files).
 _BATCH = {"m0": 250, "m3": 400, "wasm": 1000}  # m0: its ROMFS partition (512 KiB)
-_HEAP = {"wasm": 32 << 20}
 _OUTCOMES = ("ok", "ModelError", "ArenaError", "UnsupportedError", "ShapeError")
 
 
@@ -158,7 +158,7 @@ def fuzz_outcomes(interpreter: str, seed: int, n: int) -> tuple[Counter, Counter
         part = damaged[at: at + step]
         files = {f"f{i}.bin": b for i, (b, _) in enumerate(part)}
         lines = run(fuzz_script(len(files)), interpreter, files=files,
-                    heap=_HEAP.get(interpreter), timeout=600).stdout.rstrip("\n").split("\n")
+                    timeout=600).stdout.rstrip("\n").split("\n")
         assert len(lines) == len(part), lines[-3:]
         bad = [(at + i, line) for i, line in enumerate(lines)
                if line.split(":")[0] not in _OUTCOMES]
