@@ -27,3 +27,8 @@ class ShapeError(TinyrtError):
 
 class UnsupportedError(TinyrtError):
     """The model uses an operator or a parameter this runtime does not implement."""
+
+
+class UpdateError(TinyrtError):
+    """An update file that is not one, is for another model (its hash of the old model does
+    not match the file's), or whose result does not hash as the update promised."""

@@ -1,0 +1,168 @@
+# Delta updates of a model file on the board: tinyrt.update(model_path, update_path).
+#
+# An update file (written by `tinyrt diff OLD.trt NEW.trt`, converter/delta.py):
+#   header 80 B "<4sHHII32s32s"  magic b"TRTU", version, flags (0), old_bytes, new_bytes,
+#                                sha256 of the OLD file, sha256 of the NEW file
+#   then one zlib stream (MicroPython's deflate.ZLIB) of records "<BII" kind, a, n:
+#     COPY  a = offset in the OLD file, n bytes copied from it
+#     DATA  n literal bytes follow the record
+#     END   last record (a = n = 0)
+#
+# Applying it never touches the model in place: OLD's hash is checked, the NEW file is written
+# beside it (model_path + ".new"), read back and hashed, then renamed over model_path. A power
+# loss before the rename leaves OLD untouched (and a partial .new that the next run rewrites);
+# after it, NEW. FAT has no atomic replace: os.rename onto an existing file removes it, then
+# renames (two C calls with no Python between); a cut exactly between them leaves no model_path
+# but a verified .new, which update() (run again with the same file) or recover() renames.
+import hashlib
+import os
+import struct
+
+from .errors import UpdateError
+
+MAGIC = b"TRTU"
+VERSION = 1
+HEADER_FMT = "<4sHHII32s32s"
+HEADER_SIZE = 80
+RECORD_FMT = "<BII"
+RECORD_SIZE = 9
+END = 0
+COPY = 1
+DATA = 2
+CHUNK = 512  # bytes copied per read/write: the buffer update() allocates
+NEW_SUFFIX = ".new"
+
+
+def _hex(h):
+    return "".join("%02x" % b for b in h[:8])
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def _sha256(path, buf):
+    """sha256 of a file's bytes, read through `buf`; None when there is no such file."""
+    try:
+        f = open(path, "rb")
+    except OSError:
+        return None
+    h = hashlib.sha256()
+    mv = memoryview(buf)
+    try:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            h.update(mv[:n])
+    finally:
+        f.close()
+    return h.digest()
+
+
+def read_header(f):
+    """(old_bytes, new_bytes, old_sha256, new_sha256) of an open update file, or UpdateError."""
+    b = f.read(HEADER_SIZE)
+    if len(b) < HEADER_SIZE or b[:4] != MAGIC:
+        raise UpdateError("not a tinyrt update file: expected magic %r, found %r"
+                          % (MAGIC, bytes(b[:4])))
+    magic, version, flags, old_n, new_n, old_h, new_h = struct.unpack(HEADER_FMT, b)
+    if version != VERSION or flags:
+        raise UpdateError("update format %d (flags %d); this runtime applies format %d"
+                          % (version, flags, VERSION))
+    return old_n, new_n, old_h, new_h
+
+
+def recover(model_path):
+    """Finish an update a power loss cut inside the final rename (model_path gone, its
+    verified replacement beside it). True if it did."""
+    tmp = model_path + NEW_SUFFIX
+    if _exists(model_path) or not _exists(tmp):
+        return False
+    os.rename(tmp, model_path)
+    return True
+
+
+def update(model_path, update_path, progress=None):
+    """Apply an update file to the model at model_path, atomically as far as the filesystem
+    allows. True when the model was updated, False when it already was the update's result.
+    progress(stage, nbytes), if given, is called at each step: "verified" (OLD's hash),
+    "chunk" (after each chunk written), "written", "checked" (NEW's hash), "renamed"."""
+    buf = bytearray(CHUNK)
+    f = open(update_path, "rb")
+    try:
+        old_n, new_n, old_h, new_h = read_header(f)
+        tmp = model_path + NEW_SUFFIX
+        have = _sha256(model_path, buf)
+        if have is None and _sha256(tmp, buf) == new_h:
+            recover(model_path)
+            have = new_h
+        if have == new_h:
+            if _exists(tmp):
+                os.remove(tmp)
+            return False
+        if have != old_h:
+            raise UpdateError(
+                "%s is not the model this update was made for: expected sha256 %s..., found "
+                "%s" % (model_path, _hex(old_h), _hex(have) + "..." if have else "no file"))
+        if progress:
+            progress("verified", old_n)
+        _write(model_path, f, tmp, buf, progress)
+    finally:
+        f.close()
+    got = _sha256(tmp, buf)
+    if got != new_h:
+        os.remove(tmp)
+        raise UpdateError("the updated model's sha256 is %s..., the update promised %s...: "
+                          "model left as it was" % (_hex(got), _hex(new_h)))
+    if progress:
+        progress("checked", new_n)
+    os.rename(tmp, model_path)  # FAT: removes model_path, then renames (see the top)
+    if progress:
+        progress("renamed", new_n)
+    return True
+
+
+def _write(model_path, f, tmp, buf, progress):
+    """Decode the update's records from `f` (positioned after the header) into file `tmp`."""
+    import deflate
+
+    mv = memoryview(buf)
+    z = deflate.DeflateIO(f, deflate.ZLIB)
+    old = open(model_path, "rb")
+    out = open(tmp, "wb")
+    written = 0
+    try:
+        while True:
+            rec = z.read(RECORD_SIZE)
+            if len(rec) != RECORD_SIZE:
+                raise UpdateError("update file truncated: a record of %d bytes, found %d"
+                                  % (RECORD_SIZE, len(rec)))
+            kind, a, n = struct.unpack(RECORD_FMT, rec)
+            if kind == END:
+                break
+            if kind == COPY:
+                old.seek(a)
+                src = old
+            elif kind == DATA:
+                src = z
+            else:
+                raise UpdateError("update record kind %d; expected COPY, DATA or END" % kind)
+            while n:
+                k = src.readinto(mv[:min(n, CHUNK)])
+                if not k:
+                    raise UpdateError("update or model file ended %d bytes early" % n)
+                out.write(mv[:k])
+                n -= k
+                written += k
+                if progress:
+                    progress("chunk", written)
+    finally:
+        out.close()
+        old.close()
+    if progress:
+        progress("written", written)
