@@ -29,8 +29,18 @@ drops 5-15x; accuracy moves by at most one image in 450.
 
 The report has one row per quantized tensor: scale, zero point, calibrated range, the fraction of
 the float values that fall outside the int8 grid (clipping) and the SQNR of the quantized
-model's tensor against the float model's (10 log10(sum f^2 / sum (f - q)^2), in dB), computed
-on up to `eval_samples` calibration inputs with that same numpy simulation.
+model's tensor against the original float model's (10 log10(sum f^2 / sum (f - q)^2), in dB:
+for a layer binarized here, against the float layer as trained, not its binarized copy),
+computed on up to `eval_samples` calibration inputs with that same numpy simulation.
+
+Binarizing a float model's layer after training (`binary=`, `tinyrt quantize --binary`) throws
+away what the layer learned: on the digits CNN any one layer binarized so predicts at chance.
+quantize() then measures the damage on those `eval_samples` inputs: the accuracy against
+`labels` when given, else how often the quantized model's argmax agrees with the float model's,
+and flags the model (QuantizedModel.binary_check, a warning) when accuracy falls more than
+BINARY_MAX_DROP below the float model's or agreement is below BINARY_MIN_AGREEMENT. Layers that
+were trained binary (converter.train's straight-through mode; binary=True in the model) are
+what they were trained as and are not flagged.
 """
 
 from __future__ import annotations
@@ -49,6 +59,8 @@ from .layers import binary as blayers
 from .ptq_inputs import calibration_inputs, unscaled_input_warning
 
 METHODS = ("minmax", "percentile")
+BINARY_MIN_AGREEMENT = 0.95  # post-training binarization: argmax agreement with the float model
+BINARY_MAX_DROP = 0.03  # ... or accuracy below the float model's by more than this (labels)
 _WITH_WEIGHTS = (fm.Dense, fm.Conv2D, fm.DepthwiseConv2D)
 
 
@@ -345,7 +357,30 @@ class LayerReport:
     hi: float | None
     weight_scale: tuple[float, float] | None  # (min, max) over output channels
     clip_fraction: float  # float values outside the int8 grid's range
-    sqnr_db: float  # the quantized tensor vs the float one (packed: the float y before sign)
+    sqnr_db: float  # the quantized tensor vs the original float one (packed: y before sign)
+
+
+@dataclass
+class BinaryCheck:
+    """What binarizing float-trained layers after training did, measured on n inputs."""
+    layers: list[str]
+    n: int
+    agreement: float  # the quantized model's argmax = the float model's, fraction of inputs
+    accuracy: float | None = None  # with labels: the quantized model's accuracy ...
+    float_accuracy: float | None = None  # ... and the float model's
+    flagged: bool = False  # the damage is beyond BINARY_MIN_AGREEMENT / BINARY_MAX_DROP
+
+    def message(self) -> str:
+        names = ", ".join(repr(n) for n in self.layers)
+        what = (f"accuracy {self.accuracy:.3f} vs {self.float_accuracy:.3f} for the float model"
+                if self.accuracy is not None else
+                f"its predictions agree with the float model's on {self.agreement:.3f} of them")
+        head = (f"layer{'s' if len(self.layers) > 1 else ''} {names} binarized after float "
+                f"training: on {self.n} calibration inputs {what}")
+        if not self.flagged:
+            return head
+        return (head + "; a binary layer needs binary-aware training (converter.train.train("
+                f"model, x, labels, binary=[{names}]), the straight-through estimator)")
 
 
 @dataclass
@@ -356,6 +391,7 @@ class QuantizedModel:
     qparams: dict[str, tuple[float, int]]  # tensor (float layer name) -> (scale, zero point)
     report: list[LayerReport] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    binary_check: BinaryCheck | None = None  # layers binarized here (not trained binary)
 
     @property
     def model_bytes(self) -> bytes:
@@ -393,12 +429,15 @@ def quantize(model: fm.FloatModel, calib: np.ndarray, *, calibration: str = "min
              percentile: float = 99.99, binary=(), bias_correction: bool = True,
              input_range: tuple[float, float] | None = None, eval_samples: int = 1000,
              batch_size: int = 256, progress: bool | None = None,
-             report: bool = True) -> QuantizedModel:
+             report: bool = True, labels=None) -> QuantizedModel:
     """Quantize `model` with ranges calibrated on `calib` (real inputs, batch on axis 0).
 
     binary: names of Dense / Conv2D layers to make binary. input_range: the real range of the
-    input (e.g. (0, 1) for pixels) instead of its calibrated one."""
+    input (e.g. (0, 1) for pixels) instead of its calibrated one. labels: the class of each
+    calibration input, to measure the accuracy of layers binarized here."""
     folded = model.folded(binary)
+    late = [n for n in binary if not getattr(model.layer(n), "binary", False)]
+    original = model.folded() if late else folded
     steps = plan(folded)
     calib = calibration_inputs(calib, folded.input_shape)
     names = ["input"] + [st.out for st in steps if st.mode == "int8"]
@@ -440,9 +479,27 @@ def quantize(model: fm.FloatModel, calib: np.ndarray, *, calibration: str = "min
                                "layer leaves it nothing to see; use a BatchNorm without ReLU)")
     n = min(len(calib), eval_samples)
     if bias_correction or report:
-        qm.report = _correct_and_report(qm, calib[:n], bias_correction)
+        qm.report = _correct_and_report(qm, calib[:n], bias_correction, original)
+    if late:
+        y = None if labels is None else np.asarray(labels).reshape(-1)[:len(calib)][:n]
+        qm.binary_check = check_binarized(qm, original, calib[:n], late, y)
+        qm.warnings.append(qm.binary_check.message())
     qm.graph = build_graph(qm)
     return qm
+
+
+def check_binarized(qm: QuantizedModel, original: fm.FloatModel, x: np.ndarray, names,
+                    labels=None) -> BinaryCheck:
+    """Measure what binarizing the float-trained layers `names` did (see the module doc)."""
+    f = original.forward(x).reshape(len(x), -1).argmax(axis=1)
+    q = qm.simulate(x).reshape(len(x), -1).argmax(axis=1)
+    c = BinaryCheck(list(names), len(x), float(np.mean(f == q)))
+    if labels is not None:
+        c.accuracy, c.float_accuracy = float(np.mean(q == labels)), float(np.mean(f == labels))
+        c.flagged = c.accuracy < c.float_accuracy - BINARY_MAX_DROP
+    else:
+        c.flagged = c.agreement < BINARY_MIN_AGREEMENT
+    return c
 
 
 def _quantize_bias(st: Step) -> None:
@@ -466,10 +523,16 @@ def _clip_fraction(f: np.ndarray, scale: float, zp: int) -> float:
     return float(np.mean((f < lo) | (f > hi)))
 
 
-def _correct_and_report(qm: QuantizedModel, x: np.ndarray, correct: bool) -> list[LayerReport]:
+def _correct_and_report(qm: QuantizedModel, x: np.ndarray, correct: bool,
+                        original: fm.FloatModel | None = None) -> list[LayerReport]:
     """Simulate the quantized model layer by layer next to the float one on x; with `correct`,
-    first remove each int8 layer's mean output error per channel through its bias."""
+    first remove each int8 layer's mean output error per channel through its bias (against
+    qm.float_model, binarized layers included). The SQNR compares with `original` (the float
+    model before any layer was binarized here; its tensor of a step is the step's output or,
+    where the step kept a BatchNorm / ReLU the original folded, its main layer's)."""
     ref = qm.float_model.forward(x, all_outputs=True)
+    orig = ref if original is None or original is qm.float_model else \
+        original.forward(x, all_outputs=True)
     s, zp = qm.input_params
     sim = {"input": _fq(ref["input"], s, zp)}
     rows = [LayerReport("input", "INPUT", "int8", s, zp, float(ref["input"].min()),
@@ -485,13 +548,14 @@ def _correct_and_report(qm: QuantizedModel, x: np.ndarray, correct: bool) -> lis
             st.bias = (0.0 if st.bias is None else st.bias) - delta
             _quantize_bias(st)
         sim[st.out] = simulate_step(st, xs, qm.qparams)
-        f = ref[st.out]
+        f = ref[st.out]  # what was calibrated
+        f0 = orig[st.out] if st.out in orig else orig[st.name]
         packed = st.mode == "packed"
         ws = None if st.w_scale is None else (float(st.w_scale.min()), float(st.w_scale.max()))
         clip = 0.0 if packed else _clip_fraction(f, st.scale, st.zero_point)
         rows.append(LayerReport(st.name, st.op, "packed" if packed else "int8",
                                 None if packed else st.scale, None if packed else st.zero_point,
-                                float(f.min()), float(f.max()), ws, clip, _sqnr(f, sim[st.out])))
+                                float(f.min()), float(f.max()), ws, clip, _sqnr(f0, sim[st.out])))
     return rows
 
 

@@ -6,8 +6,19 @@ seconds, not a framework.
 Layers it trains: Dense, Conv2D (float or binary), BatchNorm, ReLU / ReLU6 and fused
 activations, MaxPool2D / AvgPool2D with stride = size and "valid" padding, Flatten, and a final
 Softmax (the loss is the cross-entropy of its input, the logits). Binary layers train their
-latent float weights with the straight-through estimator, as Larq does: sign(x) passes the
-gradient where |x| <= 1, sign(w) where |w| <= 1, and the latent weights are clipped to [-1, 1].
+latent float weights with the straight-through estimator, as Larq does: the forward pass uses
+sign(x) and sign(w) (times the mean |w| of the output channel, what the converter folds), the
+backward pass lets the gradient through sign(x) where |x| <= 1 and through sign(w) where
+|w| <= 1, and the latent weights are clipped to [-1, 1] after each step.
+
+Binary-aware training of chosen layers of a float model (what `tinyrt quantize --binary` needs:
+a float model binarized after training predicts at chance on digits):
+
+    model = train(model, x, labels, binary=["bconv2", "bconv3"])   # these layers train binary
+
+makes the named Dense / Conv2D layers binary first (a fused activation moves to a ReLU / ReLU6
+layer after it, as FloatModel.folded does), so the saved model carries binary=True and converts
+as it was trained.
 BatchNorm uses batch statistics while training; afterwards recalibrate_batch_norm sets each
 one's mean and variance to the exact statistics of the training set, layer by layer.
 Optimizer: Adam with a cosine learning-rate decay. Deterministic for a given seed.
@@ -196,10 +207,31 @@ class _Trainer:
             setattr(layer, k, new.astype(np.float32))
 
 
+def make_binary(model: fm.FloatModel, names) -> fm.FloatModel:
+    """Make the named Dense / Conv2D layers binary in place, for straight-through training:
+    their weights become the latent weights (clipped to [-1, 1]); a fused activation moves to
+    a ReLU / ReLU6 layer after the layer. Returns the model."""
+    for name in names:
+        layer = model.layer(name)
+        if not isinstance(layer, (fm.Dense, fm.Conv2D)):
+            raise ValueError(f"binary layer {name!r} is a {layer.kind}: only Dense and Conv2D "
+                             "layers can be binary")
+        layer.binary = True
+        layer.weights = np.clip(layer.weights, -1, 1).astype(np.float32)
+        if layer.activation:
+            act = (fm.ReLU if layer.activation == "relu" else fm.ReLU6)(
+                name=f"{name}/{layer.activation}")
+            layer.activation = None
+            model.layers.insert(model.layers.index(layer) + 1, act)
+    return model
+
+
 def train(model: fm.FloatModel, x: np.ndarray, labels: np.ndarray, epochs: int = 30,
-          batch_size: int = 32, lr: float = 3e-3, seed: int = 0,
+          batch_size: int = 32, lr: float = 3e-3, seed: int = 0, binary=(),
           log=None) -> fm.FloatModel:
-    """Minimize the cross-entropy of the model's logits on (x, labels); returns the model."""
+    """Minimize the cross-entropy of the model's logits on (x, labels); returns the model.
+    binary: names of Dense / Conv2D layers to train binary (straight-through estimator)."""
+    make_binary(model, binary)
     x = np.asarray(x, np.float32).reshape((-1,) + model.input_shape)
     labels = np.asarray(labels)
     tr = _Trainer(model)

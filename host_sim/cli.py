@@ -11,9 +11,8 @@ from pathlib import Path
 
 import tinyrt
 
-from . import cli_run
-from .cli_args import (EXIT_CODES, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliParser, InputError,
-                       fail, load_array, warn)
+from . import cli_quantize, cli_run
+from .cli_args import (EXIT_CODES, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliParser, fail)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -32,66 +31,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import main as demo_main
 
     return demo_main(use_cache=not args.no_cache, calibration=args.calibration)
-
-
-def cmd_quantize(args: argparse.Namespace) -> int:
-    import dataclasses
-    import math
-
-    from converter import ptq
-    from converter.inspect_model import describe
-
-    input_range = None
-    if args.input_range:
-        try:
-            input_range = tuple(float(v) for v in args.input_range.split(","))
-            assert len(input_range) == 2 and input_range[0] < input_range[1]
-        except (ValueError, AssertionError):
-            return fail(f"--input-range {args.input_range!r}: expected LO,HI with LO < HI")
-    out = Path(args.output) if args.output else Path(args.model).with_suffix(".trt")
-    if not out.parent.is_dir():
-        return fail(f"cannot write {out}: no directory {out.parent}")
-    if Path(args.model).is_dir():
-        return fail(f"{args.model} is a directory, expected a float model (.npz or .tflite)")
-    try:
-        calib = load_array(args.calib, ("x",))
-    except InputError as e:
-        return fail(str(e))
-    try:
-        model = ptq.load_float_model(args.model)
-    except (OSError, ValueError, KeyError) as e:
-        why = e.strerror if isinstance(e, OSError) and e.strerror else e
-        return fail(f"cannot read {args.model} as a float model (.npz or float32 .tflite): "
-                    f"{why}")
-    binary = [s.strip() for s in (args.binary or "").split(",") if s.strip()]
-    try:
-        q = ptq.quantize(model, calib, calibration=args.calibration, percentile=args.percentile,
-                         binary=binary, bias_correction=args.bias_correction,
-                         input_range=input_range)
-        data = q.model_bytes
-    except (ValueError, KeyError) as e:
-        return fail(f"{args.model}: {e}")
-    try:
-        out.write_bytes(data)
-    except OSError as e:
-        return fail(f"cannot write {out}: {e.strerror or e}")
-    for w in q.warnings:
-        warn(w)
-    d = describe(data)
-    s, zp = q.input_params
-    print(f"wrote {out}: {' -> '.join(d['ops'])}; file {d['file_bytes']:,} B, weights "
-          f"{d['weight_bytes']:,} B, arena {d['arena_bytes']:,} B; input scale {s:.6g} "
-          f"zero point {zp}; calibrated on {len(calib)} inputs ({args.calibration})")
-    if args.report:
-        print(ptq.format_report(q.report))
-    if args.report_json:
-        rows = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                 for k, v in dataclasses.asdict(r).items()} for r in q.report]
-        try:
-            Path(args.report_json).write_text(json.dumps(rows, indent=1))
-        except OSError as e:
-            return fail(f"cannot write {args.report_json}: {e.strerror or e}")
-    return EXIT_OK
 
 
 FIT_EXIT = ("exit status: 0 the model fits (in RAM or streaming), 1 it does not fit, 2 usage "
@@ -201,26 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-cache", action="store_true", help="train again, cache nothing")
     demo.add_argument("--calibration", choices=("minmax", "percentile"), default="minmax")
     demo.set_defaults(func=cmd_demo)
-    quant = add("quantize", "quantize a float model (.npz or float32 .tflite) to a tinyrt "
-                "model file")
-    quant.add_argument("model", help="FLOAT_MODEL.npz (converter.float_model) or .tflite")
-    quant.add_argument("-o", "--output", help="model file to write (default: MODEL.trt)")
-    quant.add_argument("--calib", required=True, metavar="X.npy", help="real calibration "
-                       "inputs, scaled as in training, batch on axis 0 (FILE.npz[:KEY] too)")
-    quant.add_argument("--calibration", choices=("minmax", "percentile"), default="minmax")
-    quant.add_argument("--percentile", type=float, default=99.99,
-                       help="with --calibration percentile: keep this percentile (default "
-                       "99.99) and 100 minus it")
-    quant.add_argument("--binary", metavar="LAYER,...", help="Dense / Conv2D layers to make "
-                       "binary (XNOR-popcount)")
-    quant.add_argument("--bias-correction", action=argparse.BooleanOptionalAction,
-                       default=True, help="remove each layer's mean quantization error "
-                       "through its bias (default: on)")
-    quant.add_argument("--input-range", metavar="LO,HI",
-                       help="the input's real range instead of its calibrated one")
-    quant.add_argument("--report", action="store_true", help="print the per-layer report")
-    quant.add_argument("--report-json", metavar="FILE", help="write the report as JSON")
-    quant.set_defaults(func=cmd_quantize)
+    cli_quantize.add_parser(add)
     # listed for --help; main() hands `bench` to its own parser (host_sim/bench.py)
     add("bench", "latency, MAC/s per layer and the ratio to tflite-micro (tinyrt bench -h); "
         "--interpreter m0|m3: instructions per invoke, MAC and layer on the emulated boards, "

@@ -389,8 +389,8 @@ def test_cli_quantize(tmp_path, capsys):
     model.save(tmp_path / "m.npz")
     np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(32, 8, 8, 2)))
     rc = cli.main(["quantize", str(tmp_path / "m.npz"), "--calib", str(tmp_path / "x.npy"),
-                   "--calibration", "percentile", "--binary", "fc2", "--report",
-                   "--report-json", str(tmp_path / "r.json")])
+                   "--calibration", "percentile", "--binary", "fc2", "--allow-untrained-binary",
+                   "--report", "--report-json", str(tmp_path / "r.json")])
     out = capsys.readouterr().out
     assert rc == 0 and "BFULLY_CONNECTED" in out and "SQNR" in out
     assert (tmp_path / "m.trt").exists()
