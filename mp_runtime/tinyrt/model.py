@@ -175,6 +175,36 @@ def _typecode(a):
 
 
 def _load_path(path, stream):
+    note = None
+    if not stream:  # in place when the file is on ROMFS (stream=False asks for the whole file)
+        from .romfs import map_file
+
+        flash = map_file(path)
+        if flash is not None:
+            if stream is None and flash.aligned():
+                return _load_in_place(path, flash)
+            if stream is None:
+                note = ("%r is on ROMFS at 0x%x, not at a multiple of 16: it cannot be used in "
+                        "place (build the ROMFS image with aligned files)"
+                        % (path, flash.address))
+            flash.close()
+    m = _load_file(path, stream)
+    m.note = note
+    return m
+
+
+def _load_in_place(path, flash):
+    """The file's bytes used where they are, in flash (tinyrt.romfs): every section's CRC is
+    checked there, constant tensors are int8 views of flash, only the arena and the kernels'
+    tables take RAM."""
+    try:
+        return Model(read_model(flash.buf), path=path, flash=flash)
+    except BaseException:
+        flash.close()
+        raise
+
+
+def _load_file(path, stream):
     lay = _Layout(path)
     if not lay.streamable():
         if stream:
@@ -271,12 +301,15 @@ def _elements(shape):
 
 
 class Model:
-    """A loaded model. `f` is the open model file when the weights are streamed from it."""
+    """A loaded model. `f` is the open model file when the weights are streamed from it,
+    `flash` the memory-mapped file (tinyrt.romfs.Flash) when they are used in place."""
 
-    def __init__(self, mf, f=None, path=None):
+    def __init__(self, mf, f=None, path=None, flash=None):
         self.file = mf
         self.stream = f
+        self.flash = flash
         self.path = path
+        self.note = None  # why the weights are not where they could be (summary() says it)
         self.closed = False
         self.state = NO_RESULT  # what the outputs hold (tinyrt.tensor: NO_RESULT, ...)
         try:
@@ -303,9 +336,11 @@ class Model:
             self.work = _allocate(need, "kernels' working memory", _ARENA_HINT)
         self.scratch = None
         if self.stream is not None:
-            from . import stream  # imported only by a model that streams its weights
+            # imported only by a model that streams its weights; `from .stream import`, since
+            # `from . import stream` meets the package's __getattr__ on MicroPython
+            from .stream import check_data, scratch_bytes
 
-            n = stream.scratch_bytes(mf)
+            n = scratch_bytes(mf)
             free = _free_heap()
             if n > free:
                 raise ArenaError(
@@ -313,7 +348,7 @@ class Model:
                     "%d loaded whole, the heap has %d free: use a smaller model"
                     % (self.path, n, mf.file_bytes, free))
             self.scratch = _allocate(n, "streaming scratch buffer")
-            stream.check_data(self.stream, mf, self.scratch)
+            check_data(self.stream, mf, self.scratch)
 
     def _prepare(self):
         mf = self.file
@@ -327,6 +362,8 @@ class Model:
                 data = arena_mv[rec.offset : rec.offset + rec.nbytes]
             elif self.stream is not None:
                 data = None  # a view of the scratch buffer, set per operator by stream.bind
+            elif self.flash is not None:
+                data = self.flash.int8_view(mf.data_offset + rec.offset, rec.nbytes)
             else:
                 start = mf.data_offset + rec.offset
                 data = file_mv[start : start + rec.nbytes]
@@ -340,7 +377,7 @@ class Model:
         self.kernels = []
         scratch = None
         if self.scratch is not None:
-            from . import stream
+            from .stream import StreamedKernel, bind, read_into
 
             scratch = memoryview(self.scratch)
         for i, op in enumerate(mf.ops):
@@ -349,8 +386,8 @@ class Model:
                 gc.collect()  # the last prepare()'s garbage, before this one's tables
             reads = ()
             if scratch is not None:
-                reads = stream.bind(self, op, scratch)
-                stream.read_into(self.stream, reads)  # prepare() reads the tables it copies
+                reads = bind(self, op, scratch)
+                read_into(self.stream, reads)  # prepare() reads the tables it copies
             try:
                 k = mod.prepare(self, op)
             except ModelError as e:  # the kernel's check, named with the operator
@@ -361,7 +398,7 @@ class Model:
                 raise ModelError("operator %d (%s): malformed parameters (%s)"
                                  % (i, opcodes.name(op.opcode), e))
             if reads:
-                k = stream.StreamedKernel(self.stream, reads, k)
+                k = StreamedKernel(self.stream, reads, k)
             self.kernels.append(k)
 
     def close(self):
@@ -370,6 +407,16 @@ class Model:
         self.closed = True
         if self.stream is not None:
             self.stream.close()
+        if self.flash is not None:
+            self.flash.close()
+
+    @property
+    def mode(self):
+        """Where the weights are: "in place" (flash, ROMFS), "streamed" (read from the file
+        during invoke()) or "whole file" (the file in RAM)."""
+        if self.flash is not None:
+            return "in place"
+        return "streamed" if self.stream is not None else "whole file"
 
     # -- the REPL-facing API ------------------------------------------------------------------
     def input(self, i=0):
@@ -442,11 +489,16 @@ class Model:
         print("tinyrt model: %d ops, %d tensors, %d MACs per invoke"
               % (len(mf.ops), len(mf.tensors), total))
         print("  file %d B (weights %d B), arena %d B" % (mf.file_bytes, weights, mf.arena_bytes))
-        if self.scratch is not None:
+        if self.flash is not None:
+            print("  weights in place from flash: %r on ROMFS, no copy of the file in RAM"
+                  % self.path)
+        elif self.scratch is not None:
             print("  weights streamed from %r: %d B of tables in RAM + %d B scratch buffer"
                   % (self.path, len(mf.buf), len(self.scratch)))
         else:
             print("  weights in RAM: the whole file is loaded, weights used in place")
+        if self.note:
+            print("  note: %s" % self.note)
         print("   #  %-18s %-18s %9s %8s  kernel" % ("op", "output", "MACs", "weights"))
         for i, op in enumerate(mf.ops):
             w = 0

@@ -1,0 +1,72 @@
+# Weights in place from flash. A file opened 'rb' on a ROMFS mount (MicroPython >= 1.25, /rom)
+# has the buffer protocol: memoryview(f) points straight into flash, no copy. load() then keeps
+# no copy of the model file at all: the tables are read and CRC-checked in flash (as a RAM
+# buffer would be), and each constant tensor is a signed int8 view of its flash bytes.
+#
+# Why uctypes: the kernels index weights as int8 (array('b') semantics, tinyrt.buffers), but a
+# file's memoryview indexes to unsigned 0..255 and MicroPython's memoryview has no cast().
+# uctypes.struct(address, (ARRAY | 0, INT8 | n)) indexes to signed values in C (no allocation)
+# and gives the fast twins (viper ptr8/ptr32, asm_thumb) the flash address through the buffer
+# protocol, as a memoryview of an array('b') does.
+#
+# Alignment: the file's first byte must sit at a multiple of ALIGN (16) in flash, so that DATA's
+# tensors keep their in-file alignment (ptr32 and ldr of int32 tables and packed weights fault on
+# unaligned addresses on Cortex-M0 and Xtensa). `mpremote romfs build` does not align files;
+# host_sim.emulated.romfs_image does. A misaligned file is loaded as on any other filesystem
+# (whole, or streamed), and summary() says why.
+from .fileformat import ALIGN
+
+try:
+    from uctypes import ARRAY, INT8, addressof, struct
+except ImportError:  # CPython (the host simulator), or firmware without uctypes: no in place
+    struct = None
+
+
+if struct is not None:
+
+    class Int8View(struct):
+        """n signed int8 values at a flash address: indexes like a memoryview of an
+        array('b') (no slices), len() and iteration for tolist()/repr()."""
+
+        def __init__(self, address, n):
+            super().__init__(address, (ARRAY | 0, INT8 | n))
+            self.n = n
+
+        def __len__(self):
+            return self.n
+
+
+class Flash:
+    """A model file memory-mapped on ROMFS: its open file, a memoryview of all its bytes (in
+    flash) and their address."""
+
+    def __init__(self, f, mv):
+        self.file = f
+        self.buf = mv
+        self.address = addressof(mv)
+
+    def aligned(self):
+        return self.address % ALIGN == 0
+
+    def int8_view(self, offset, n):
+        """The file's bytes [offset, offset + n) as signed int8 values, in place."""
+        return Int8View(self.address + offset, n)
+
+    def close(self):
+        self.file.close()
+
+
+def map_file(path):
+    """The model file at `path` as a Flash, or None when its filesystem does not map files
+    (every filesystem but ROMFS) or this firmware lacks uctypes."""
+    if struct is None:
+        return None
+    try:
+        f = open(path, "rb")
+    except OSError:
+        return None  # load() reports it, reading the file the ordinary way
+    try:
+        return Flash(f, memoryview(f))
+    except (TypeError, ValueError, OSError):  # a file without the buffer protocol
+        f.close()
+        return None
