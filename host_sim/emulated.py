@@ -87,24 +87,91 @@ def qemu_command(board: str, romfs: Path | None, serial: str = "stdio") -> list[
 
 # -- ROMFS images -----------------------------------------------------------------------------
 
+ROMFS_ALIGN = 16  # bytes: data files start at multiples of this in the image (and in flash)
+_PADDING = 1  # ROMFS record kinds (mpremote.romfs.VfsRomWriter)
+_VERBATIM = 2
+_DIRECTORY = 4
+_FILE = 5
+
+
 def romfs_image(tree: dict) -> bytes:
-    """A ROMFS image of `tree`: {name: bytes | nested dict}, names sorted as a listing is."""
+    """A ROMFS image of `tree`: {name: bytes | nested dict}, names sorted as a listing is.
+
+    Every file but .mpy code starts at a multiple of ROMFS_ALIGN bytes from the image's start
+    (a padding record before it where needed): tinyrt uses a model file on ROMFS in place only
+    when it is aligned (tinyrt/romfs.py). mpremote's own `romfs build` does not align files."""
+    pads: dict[tuple[str, ...], int] = {}
+    for _ in range(64):  # one file at a time, in image order: a padding shifts what follows
+        img = _romfs_build(tree, pads)
+        off = sorted((v, k) for k, v in _romfs_data_offsets(img).items()
+                     if v % ROMFS_ALIGN and not k[-1].endswith(".mpy"))
+        if not off:
+            return img
+        v, k = off[0]
+        pads[k] = (pads.get(k, 0) + ROMFS_ALIGN - v % ROMFS_ALIGN) % ROMFS_ALIGN
+    raise EmulatorError("could not align the files of a ROMFS image")
+
+
+def _romfs_build(tree: dict, pads: dict) -> bytes:
     from mpremote.romfs import VfsRomWriter
 
     vfs = VfsRomWriter()
 
-    def add(d: dict) -> None:
+    def add(d: dict, at: tuple[str, ...]) -> None:
         for name in sorted(d):
             v = d[name]
             if isinstance(v, dict):
                 vfs.opendir(name)
-                add(v)
+                add(v, at + (name,))
                 vfs.closedir()
             else:
+                n = pads.get(at + (name,), 0)
+                if n:  # a padding record of n (mod 16) bytes: kind, length, n - 2 (or 15) zeros
+                    k = n - 2 if n >= 2 else ROMFS_ALIGN - 1
+                    vfs._dir_stack[-1][1].extend(vfs._pack(_PADDING, bytes(k)))
                 vfs.mkfile(name, bytes(v))
 
-    add(tree)
+    add(tree, ())
+    # finalise() puts a byte before the image's length when the image would be odd, which
+    # would shift every file: a 3-byte padding record at the end makes it even instead
+    top = vfs._dir_stack[-1][1]
+    if (3 + len(vfs._encode_uint(len(top))) + len(top)) % 2:
+        top.extend(vfs._pack(_PADDING, bytes(1)))
     return vfs.finalise()
+
+
+def _varint(b: bytes, i: int) -> tuple[int, int]:
+    v = 0
+    while True:
+        v = (v << 7) | (b[i] & 0x7F)
+        i += 1
+        if not b[i - 1] & 0x80:
+            return v, i
+
+
+def _romfs_data_offsets(img: bytes) -> dict[tuple[str, ...], int]:
+    """{path: offset of the file's first byte in the image} of a ROMFS image."""
+    out: dict[tuple[str, ...], int] = {}
+    size, i = _varint(img, 3)
+
+    def records(i: int, end: int, at: tuple[str, ...]) -> None:
+        while i < end:
+            kind, i = _varint(img, i)
+            n, i = _varint(img, i)
+            if kind in (_DIRECTORY, _FILE):
+                k, j = _varint(img, i)
+                name = img[j:j + k].decode()
+                if kind == _DIRECTORY:
+                    records(j + k, i + n, at + (name,))
+                else:
+                    sub, j = _varint(img, j + k)
+                    _, j = _varint(img, j)
+                    if sub == _VERBATIM:
+                        out[at + (name,)] = j
+            i += n
+
+    records(i, i + size, ())
+    return out
 
 
 @lru_cache(maxsize=4)
