@@ -28,6 +28,12 @@ def add(x1, x2, y, dims, s1, s2, q, act_min, act_max):
     """dims: output 4-D dims; s1, s2: the inputs' strides on them; q: (zp1, zp2, zp_y,
     M1 >> 15, M1 & 0x7FFF, right1, M2 >> 15, M2 & 0x7FFF, right2, Mo >> 15, Mo & 0x7FFF,
     right_o) with right = -shift."""
+    add_or_sub(x1, x2, y, dims, s1, s2, q, act_min, act_max, 1)
+
+
+def add_or_sub(x1, x2, y, dims, s1, s2, q, act_min, act_max, sign):
+    """ADD (sign 1) or SUB (sign -1: TFLM's SUB subtracts the second scaled input, v_1 - v_2,
+    which is exactly v_1 + (-v_2): the negation follows the input's own rounding)."""
     d0, d1, d2, d3 = dims
     a0, a1, a2, a3 = s1
     b0, b1, b2, b3 = s2
@@ -39,10 +45,10 @@ def add(x1, x2, y, dims, s1, s2, q, act_min, act_max):
                 pa = i0 * a0 + i1 * a1 + i2 * a2
                 pb = i0 * b0 + i1 * b1 + i2 * b2
                 for i3 in range(d3):
-                    # |(x - zp) << 20| < 2^28; |v1|, |v2| < 2^28; |v1 + v2| < 2^29
+                    # |(x - zp) << 20| < 2^28; |v1|, |v2| < 2^28; |v1 +- v2| < 2^29
                     v1 = rounding_divide_by_pot(srdhm((x1[pa] - z1) << _LEFT_SHIFT, h1, l1), r1)
                     v2 = rounding_divide_by_pot(srdhm((x2[pb] - z2) << _LEFT_SHIFT, h2, l2), r2)
-                    v = rounding_divide_by_pot(srdhm(v1 + v2, ho, lo), ro) + zy
+                    v = rounding_divide_by_pot(srdhm(v1 + sign * v2, ho, lo), ro) + zy
                     if v < act_min:
                         v = act_min
                     elif v > act_max:
@@ -54,18 +60,27 @@ def add(x1, x2, y, dims, s1, s2, q, act_min, act_max):
 
 
 class Add:
+    """ADD; SUB is this with its own name and loop (kernels/sub.py)."""
+
+    NAME = "ADD"
+
     def __init__(self, model, op):
+        name = self.NAME
         x1, x2, y, act_min, act_max, (dims, s1, s2), (m_hi, m_lo, left, right) = (
-            elementwise_operands(model, op, "ADD", 3))
+            elementwise_operands(model, op, name, 3))
         for k in range(3):
             if left[k]:
-                raise ModelError("ADD requantization row %d has shift %d, expected <= 0 "
-                                 "(a multiplier below one)" % (k, left[k]))
+                raise ModelError("%s requantization row %d has shift %d, expected <= 0 "
+                                 "(a multiplier below one)" % (name, k, left[k]))
         q = (x1.zero_point, x2.zero_point, y.zero_point, m_hi[0], m_lo[0], right[0],
              m_hi[1], m_lo[1], right[1], m_hi[2], m_lo[2], right[2])
         self.args = (x1.data, x2.data, y.data, dims, s1, s2, q, act_min, act_max)
-        self.fn = select("add_viper", "add", add)
-        self.impl = "viper" if self.fn is not add else "reference"
+        self.fn, self.impl = self.select()
+
+    def select(self):
+        """The function eval() runs, and what summary() calls it."""
+        fn = select("add_viper", "add", add)
+        return fn, "viper" if fn is not add else "reference"
 
     def eval(self):
         x1, x2, y, dims, s1, s2, q, act_min, act_max = self.args

@@ -12,26 +12,16 @@ from .common import broadcast_geometry, tensor
 
 def maximum(x1, x2, y, dims, s1, s2):
     """dims: output 4-D dims; s1, s2: the inputs' strides on them."""
-    d0, d1, d2, d3 = dims
-    a0, a1, a2, a3 = s1
-    b0, b1, b2, b3 = s2
-    o = 0
-    for i0 in range(d0):
-        for i1 in range(d1):
-            for i2 in range(d2):
-                pa = i0 * a0 + i1 * a1 + i2 * a2
-                pb = i0 * b0 + i1 * b1 + i2 * b2
-                for i3 in range(d3):
-                    u = x1[pa]
-                    v = x2[pb]
-                    y[o] = u if u > v else v
-                    o += 1
-                    pa += a3
-                    pb += b3
+    extreme(x1, x2, y, dims, s1, s2, 1)
 
 
 def minimum(x1, x2, y, dims, s1, s2):
     """As maximum, with the smaller value."""
+    extreme(x1, x2, y, dims, s1, s2, -1)
+
+
+def extreme(x1, x2, y, dims, s1, s2, sign):
+    """The larger (sign 1) or smaller (sign -1) of each pair; |u - v| <= 255."""
     d0, d1, d2, d3 = dims
     a0, a1, a2, a3 = s1
     b0, b1, b2, b3 = s2
@@ -44,7 +34,7 @@ def minimum(x1, x2, y, dims, s1, s2):
                 for i3 in range(d3):
                     u = x1[pa]
                     v = x2[pb]
-                    y[o] = u if u < v else v
+                    y[o] = u if sign * (u - v) > 0 else v
                     o += 1
                     pa += a3
                     pb += b3

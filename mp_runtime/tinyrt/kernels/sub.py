@@ -10,57 +10,19 @@
 #   y   = clamp(MBQM(v_1 - v_2, M_o, shift_o) + zp_y, act_min, act_max)
 # Bounds (31-bit rule), as ADD: |(x_i - zp_i) << 20| < 2^28, every multiplier < 1 (shift <= 0,
 # checked at prepare), so |v_i| < 2^28 and |v_1 - v_2| < 2^29 < 2^30 as requant.srdhm needs.
-from ..errors import ModelError
-from ..requant import rounding_divide_by_pot, srdhm
-from .common import elementwise_operands
-
-_LEFT_SHIFT = 20
+from .add import Add, add_or_sub
 
 
 def sub(x1, x2, y, dims, s1, s2, q, act_min, act_max):
-    """dims: output 4-D dims; s1, s2: the inputs' strides on them; q: (zp1, zp2, zp_y,
-    M1 >> 15, M1 & 0x7FFF, right1, M2 >> 15, M2 & 0x7FFF, right2, Mo >> 15, Mo & 0x7FFF,
-    right_o) with right = -shift."""
-    d0, d1, d2, d3 = dims
-    a0, a1, a2, a3 = s1
-    b0, b1, b2, b3 = s2
-    z1, z2, zy, h1, l1, r1, h2, l2, r2, ho, lo, ro = q
-    o = 0
-    for i0 in range(d0):
-        for i1 in range(d1):
-            for i2 in range(d2):
-                pa = i0 * a0 + i1 * a1 + i2 * a2
-                pb = i0 * b0 + i1 * b1 + i2 * b2
-                for i3 in range(d3):
-                    # |(x - zp) << 20| < 2^28; |v1|, |v2| < 2^28; |v1 - v2| < 2^29
-                    v1 = rounding_divide_by_pot(srdhm((x1[pa] - z1) << _LEFT_SHIFT, h1, l1), r1)
-                    v2 = rounding_divide_by_pot(srdhm((x2[pb] - z2) << _LEFT_SHIFT, h2, l2), r2)
-                    v = rounding_divide_by_pot(srdhm(v1 - v2, ho, lo), ro) + zy
-                    if v < act_min:
-                        v = act_min
-                    elif v > act_max:
-                        v = act_max
-                    y[o] = v
-                    o += 1
-                    pa += a3
-                    pb += b3
+    """As kernels.add.add, with v_1 - v_2."""
+    add_or_sub(x1, x2, y, dims, s1, s2, q, act_min, act_max, -1)
 
 
-class Sub:
-    def __init__(self, model, op):
-        x1, x2, y, act_min, act_max, (dims, s1, s2), (m_hi, m_lo, left, right) = (
-            elementwise_operands(model, op, "SUB", 3))
-        for k in range(3):
-            if left[k]:
-                raise ModelError("SUB requantization row %d has shift %d, expected <= 0 "
-                                 "(a multiplier below one)" % (k, left[k]))
-        q = (x1.zero_point, x2.zero_point, y.zero_point, m_hi[0], m_lo[0], right[0],
-             m_hi[1], m_lo[1], right[1], m_hi[2], m_lo[2], right[2])
-        self.args = (x1.data, x2.data, y.data, dims, s1, s2, q, act_min, act_max)
+class Sub(Add):
+    NAME = "SUB"
 
-    def eval(self):
-        x1, x2, y, dims, s1, s2, q, act_min, act_max = self.args
-        sub(x1, x2, y, dims, s1, s2, q, act_min, act_max)
+    def select(self):
+        return sub, "reference"  # no fast twin yet
 
 
 def prepare(model, op):
