@@ -3,8 +3,10 @@
 1. Train (numpy, converter.train) two small CNNs on scikit-learn's bundled digits (8x8 images;
    the split of ../shared/models: train_test_split(images / 16, labels, test_size=0.25,
    random_state=0)): an int8 CNN and a binary variant whose middle convolutions are binary
-   (XNOR / popcount, Larq Compute Engine semantics). Trained weights are cached (the cache
-   directory below) and reused on the next run.
+   (XNOR / popcount, Larq Compute Engine semantics), trained binary from the start with the
+   straight-through estimator (converter.train; binarizing a float-trained layer afterwards
+   predicts at chance, and `tinyrt quantize --binary` refuses it). Trained weights are cached
+   (the cache directory below) and reused on the next run.
 2. Quantize both (converter.ptq: int8 post-training quantization calibrated on the training
    images; the binary layers through converter.layers.binary) and write the model files.
 3. Run the test images through the runtime on the host simulator (CPython) and on the
