@@ -136,8 +136,9 @@ def write_report(data: dict, out: Path, plots: list[str]) -> None:
         "[board_results.json](board_results.json)). " + " ".join(summary),
         "",
         "- **m0**: MicroPython 1.29 firmware for a Cortex-M0 (armv6m), **m3**: for a Cortex-M3 "
-        "(armv7m), under QEMU with `-icount shift=0`: `ticks_us()` x 1000 = instructions "
-        "executed, deterministic. The figures are instructions per `invoke()` with the heap "
+        "(armv7m), under QEMU with `-icount shift=0`, the runtime imported as `.mpy` compiled for "
+        "the board (what flash.sh installs): `ticks_us()` x 1000 = instructions executed, "
+        "deterministic. The figures are instructions per `invoke()` with the heap "
         "locked, the empty timing loop subtracted (median of 5 runs).",
         "- **tinyrt asm**: the default kernel choice (inline-Thumb twins where they exist, else "
         "viper); **tinyrt viper**: viper twins alone (`--mode viper`, the ESP32 path; its "
