@@ -101,7 +101,7 @@ def romfs_image(tree: dict) -> bytes:
     (a padding record before it where needed): tinyrt uses a model file on ROMFS in place only
     when it is aligned (tinyrt/romfs.py). mpremote's own `romfs build` does not align files."""
     pads: dict[tuple[str, ...], int] = {}
-    for _ in range(64):  # one file at a time, in image order: a padding shifts what follows
+    for _ in range(2 * _count_files(tree) + 16):  # one file at a time, in image order
         img = _romfs_build(tree, pads)
         off = sorted((v, k) for k, v in _romfs_data_offsets(img).items()
                      if v % ROMFS_ALIGN and not k[-1].endswith(".mpy"))
@@ -110,6 +110,10 @@ def romfs_image(tree: dict) -> bytes:
         v, k = off[0]
         pads[k] = (pads.get(k, 0) + ROMFS_ALIGN - v % ROMFS_ALIGN) % ROMFS_ALIGN
     raise EmulatorError("could not align the files of a ROMFS image")
+
+
+def _count_files(tree: dict) -> int:
+    return sum(_count_files(v) if isinstance(v, dict) else 1 for v in tree.values())
 
 
 def _romfs_build(tree: dict, pads: dict) -> bytes:
