@@ -73,7 +73,10 @@ def test_arena_larger_than_heap_is_refused(interpreter):
     hidden = 12000 if interpreter in EMULATED else 30000
     big = deep_mlp([16, hidden, 16])
     out = run(ARENA_PROBE, interpreter, heap=256 * 1024, files={"big.trt": big}).stdout
-    assert out.startswith("ArenaError: model file 'big.trt' needs "), out
+    if interpreter in EMULATED:  # on ROMFS the file is used in place: the kernels' tables of
+        assert out.startswith("ArenaError: "), out  # its 12,000 channels do not fit
+    else:
+        assert out.startswith("ArenaError: model file 'big.trt' needs "), out
     assert "free" in out
 
 
