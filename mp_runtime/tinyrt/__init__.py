@@ -9,10 +9,11 @@ __all__ = ["load", "Model", "TinyrtError", "ModelError", "ArenaError", "ShapeErr
            "UnsupportedError", "UpdateError", "update", "__version__"]
 
 
-def __getattr__(name):
-    # tinyrt.update(model_path, update_path): tinyrt.delta is imported on first use only
-    if name == "update":
-        from .delta import update
+def update(model_path, update_path, progress=None):
+    """Apply an update made by `tinyrt diff` to the model file at model_path (tinyrt.delta,
+    imported on first use only; see its update() for the steps and what a power loss leaves).
+    A plain function, not a module __getattr__: on MicroPython that hook would also answer
+    `from . import X` inside the package and break it."""
+    from .delta import update as apply
 
-        return update
-    raise AttributeError(name)
+    return apply(model_path, update_path, progress)

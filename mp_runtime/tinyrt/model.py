@@ -336,8 +336,7 @@ class Model:
             self.work = _allocate(need, "kernels' working memory", _ARENA_HINT)
         self.scratch = None
         if self.stream is not None:
-            # imported only by a model that streams its weights; `from .stream import`, since
-            # `from . import stream` meets the package's __getattr__ on MicroPython
+            # imported only by a model that streams its weights
             from .stream import check_data, scratch_bytes
 
             n = scratch_bytes(mf)
