@@ -227,7 +227,9 @@ class _Importer:
                 raise UnsupportedModelError(f"model input {t.describe()} needs per-tensor "
                                             "int8 quantization parameters")
             self.tmap[i] = g.add_activation(t.name, t.shape, self.scale(i), self.zero_point(i))
+        read = set()  # tensors read by an op that was converted or refused
         for op in kept:
+            read.update(op.inputs)
             if op.index in self.skip or any(i in self.poisoned for i in op.inputs):
                 self._stand_in(op)
                 continue
@@ -240,6 +242,8 @@ class _Importer:
                                ("output", m.outputs, "is computed by no op (a constant output "
                                                      "is not supported)")):
             for i in ids:
+                if role == "input" and i in read:
+                    continue  # its reader was converted, or refused with its own problem
                 if i not in self.tmap and i not in self.poisoned:
                     self.problems.append(f"model {role} {self.t(i).describe()} {why}")
         if self.problems:
