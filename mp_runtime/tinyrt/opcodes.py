@@ -1,5 +1,6 @@
 # Operator codes of the model file. Builtin ops keep TensorFlow Lite's BuiltinOperator numbers;
-# tinyrt's binary ops (Larq Compute Engine semantics) use 200 and up.
+# tinyrt's own ops (binary ones with Larq Compute Engine semantics, weight-shared LUT ones)
+# use 200 and up.
 ADD = 0
 AVERAGE_POOL_2D = 1
 CONCATENATION = 2
@@ -27,6 +28,8 @@ BCONV_2D = 201  # packed -> packed | int8 (LceBconv2d)
 BFULLY_CONNECTED = 202  # packed -> packed | int8
 UNBINARIZE = 203  # packed -> int8 (LceDequantize)
 BMAX_POOL_2D = 204  # packed -> packed
+FULLY_CONNECTED_LUT = 205  # int8, weights as b-bit indices into an int8 codebook
+CONV_2D_LUT = 206  # int8, filter as b-bit indices into an int8 codebook
 
 # opcode -> (name, kernel module in tinyrt.kernels)
 OPS = {
@@ -57,6 +60,8 @@ OPS = {
     BFULLY_CONNECTED: ("BFULLY_CONNECTED", "bfully_connected"),
     UNBINARIZE: ("UNBINARIZE", "unbinarize"),
     BMAX_POOL_2D: ("BMAX_POOL_2D", "bmax_pool"),
+    FULLY_CONNECTED_LUT: ("FULLY_CONNECTED_LUT", "fully_connected_lut"),
+    CONV_2D_LUT: ("CONV_2D_LUT", "conv_lut"),
 }
 
 
