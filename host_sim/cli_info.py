@@ -14,6 +14,8 @@ PARAM_LABELS: dict[str, list[tuple[str, int | None]]] = {
     "CONV_2D": _CONV + [_CLAMP],
     "DEPTHWISE_CONV_2D": _CONV + [("depth_multiplier", 1), _CLAMP],
     "FULLY_CONNECTED": [_CLAMP],
+    "FULLY_CONNECTED_LUT": [_CLAMP, ("bits", 1), ("weights", 2)],
+    "CONV_2D_LUT": _CONV + [("bits", 1), ("filter", 4), _CLAMP],
     "ADD": [_CLAMP],
     "MUL": [_CLAMP],
     "AVERAGE_POOL_2D": _POOL + [_CLAMP],

@@ -1,0 +1,125 @@
+"""`tinyrt compress MODEL -o OUT.trt --cluster BITS`: weight sharing (converter/cluster.py),
+with the size table (file bytes against the .tflite, per layer) and, given inputs and labels,
+the accuracy before and after."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .cli_args import EXIT_OK, InputError, fail, load_array
+
+
+def source_graph(path: Path, calib: np.ndarray | None):
+    """A .trt, an int8 .tflite, or a float .npz (quantized with `calib`) as a Graph."""
+    from converter import cluster
+
+    data = path.read_bytes()
+    if data[:4] == b"TNRT":
+        return cluster.graph_from_file(data)
+    if path.suffix == ".tflite":
+        from converter.tflite_import import import_tflite
+
+        return import_tflite(data, path.name)
+    from converter import ptq
+
+    if calib is None:
+        raise InputError(f"{path}: a float model needs --calib X.npy to be quantized")
+    return ptq.quantize(ptq.load_float_model(str(path)), calib).graph
+
+
+def accuracy(model: bytes, x: np.ndarray, labels: np.ndarray, interpreter: str) -> float:
+    """Top-1 accuracy of a model file's first output over raw int8 inputs x."""
+    from .runner import run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "model.trt"
+        p.write_bytes(model)
+        outs, _ = run(p, x, interpreter)
+    pred = np.argmax(outs[0].reshape(len(labels), -1), axis=1)
+    return float(np.mean(pred == labels))
+
+
+def size_table(before: int, after: int, tflite: int | None, sizes) -> list[str]:
+    lines = [f"  {'layer':<34} {'op':<16} {'weights':>7} {'int8 B':>7} {'LUT B':>6} "
+             f"{'ratio':>6} {'levels':>6} {'rms err':>7}"]
+    for s in sizes:
+        name = s.name if len(s.name) <= 34 else "…" + s.name[-33:]
+        lines.append(f"  {name:<34} {s.op:<16} {s.weights:>7,} {s.int8_bytes:>7,} "
+                     f"{s.lut_bytes:>6,} {s.lut_bytes / s.int8_bytes:>6.3f} {s.levels:>6} "
+                     f"{s.rms_error:>7.2f}")
+    lines.append(f"  file bytes {before:,} -> {after:,} ({after / before:.3f}x)"
+                 + (f"; the .tflite has {tflite:,} ({after / tflite:.3f}x)" if tflite else ""))
+    return lines
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    from converter import cluster, writer
+
+    src = Path(args.model)
+    try:
+        calib = load_array(args.calib, ("x",)) if args.calib else None
+        x = load_array(args.eval, ("x",)) if args.eval else None
+        labels = load_array(args.labels, ("label", "labels")) if args.labels else None
+        if (x is None) != (labels is None):
+            raise InputError("--eval and --labels go together")
+        if not src.is_file():
+            raise InputError(f"cannot read {src}: no such file")
+        g = source_graph(src, calib)
+    except InputError as e:
+        return fail(str(e))
+    except (ValueError, KeyError) as e:
+        return fail(f"{src}: {e}")
+    if args.strip_names:
+        io = set(g.inputs) | set(g.outputs)
+        for i, t in enumerate(g.tensors):
+            if i not in io:
+                t.name = ""
+    before = writer.serialize(g)
+    try:
+        new, sizes = cluster.cluster_graph(g, args.cluster, args.min_weights)
+    except ValueError as e:
+        return fail(str(e))
+    after = writer.serialize(new)
+    Path(args.output).write_bytes(after)
+    tflite = src.stat().st_size if src.suffix == ".tflite" else None
+    print(f"{args.output}: {len(sizes)} layers clustered to {1 << args.cluster} levels "
+          f"({args.cluster}-bit indices)")
+    print("\n".join(size_table(len(before), len(after), tflite, sizes)))
+    if x is not None:
+        if x.dtype.kind == "f":
+            from converter.inspect_model import describe
+
+            from .cli_run import quantize_inputs
+
+            x = quantize_inputs(x, describe(before)["inputs"][0])
+        y = labels.astype(np.int64).ravel()
+        a0 = accuracy(before, x, y, args.interpreter)
+        a1 = accuracy(after, x, y, args.interpreter)
+        print(f"  accuracy {a0:.4f} -> {a1:.4f} ({100 * (a1 - a0):+.2f} points, {len(y)} "
+              f"inputs on {args.interpreter})")
+    return EXIT_OK
+
+
+def add_parser(add) -> None:
+    p = add("compress", "weight sharing: cluster FULLY_CONNECTED / CONV_2D weights to b-bit "
+            "indices + an int8 codebook per layer (size table; accuracy with --eval)")
+    p.add_argument("model", help="MODEL.trt, an int8 .tflite, or a float .npz (with --calib)")
+    p.add_argument("-o", "--output", required=True, help="OUT.trt to write")
+    p.add_argument("--cluster", type=int, required=True, choices=range(2, 7), metavar="BITS",
+                   help="index width, 2..6 bits (2^BITS shared weights per layer)")
+    p.add_argument("--min-weights", type=int, default=None, metavar="N",
+                   help="cluster layers of at least N weights (default: those where it "
+                   "makes the file smaller)")
+    p.add_argument("--strip-names", action="store_true",
+                   help="drop the tensor names but the inputs' and outputs' (smaller file)")
+    p.add_argument("--calib", metavar="X.npy", help="calibration inputs (a float .npz model)")
+    p.add_argument("--eval", metavar="X.npy", help="inputs for accuracy before/after: raw "
+                   "int8 values, or real ones (quantized with the input's scale)")
+    p.add_argument("--labels", metavar="Y.npy", help="class labels of --eval")
+    p.add_argument("--interpreter", default="unix", help="where accuracy is measured "
+                   "(default unix)")
+    p.set_defaults(func=cmd_compress)
