@@ -1,0 +1,105 @@
+"""Weight sharing on the digits CNN (issue 17): file bytes against the int8 .tflite and
+accuracy on the shared 450 test digits, for 2..6-bit indices; writes compression.json and
+compression.png (bytes vs accuracy). Run: .venv/bin/python -m benchmarks.compression"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+
+from converter import cluster, writer
+from converter.tflite_import import import_tflite
+from host_sim.cli_compress import accuracy
+
+MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
+OUT = Path(__file__).resolve().parent
+GOAL_RATIO, GOAL_POINTS = 0.15, 1.0  # file <= 0.15x the int8 .tflite, <= 1 point lost
+
+
+def lut_weight_bytes(g) -> int:
+    return sum(t.nbytes for t in g.tensors if t.name.endswith(("/indices", "/codebook")))
+
+
+def measure(interpreter: str = "unix") -> dict:
+    src = MODELS / "digits_cnn_int8.tflite"
+    io = np.load(MODELS / "digits_cnn_int8_io.npz")
+    x, labels = io["x"], io["label"].astype(np.int64)
+    g = import_tflite(src.read_bytes(), src.name)
+    int8_weights = sum(g.tensors[op.inputs[1]].nbytes for op in g.ops
+                       if op.name in ("FULLY_CONNECTED", "CONV_2D"))
+    stripped = copy.deepcopy(g)
+    io_ids = set(stripped.inputs) | set(stripped.outputs)
+    for i, t in enumerate(stripped.tensors):
+        if i not in io_ids:
+            t.name = ""
+    base = writer.serialize(g)
+    res = dict(tflite_bytes=src.stat().st_size, trt_bytes=len(base),
+               trt_stripped_bytes=len(writer.serialize(stripped)),
+               int8_weight_bytes=int8_weights, accuracy=accuracy(base, x, labels, interpreter),
+               n=len(labels), interpreter=interpreter, rows=[])
+    for bits in range(cluster.MIN_BITS, cluster.MAX_BITS + 1):
+        for mode, gg, mw in (("auto", g, None), ("all", stripped, 0)):
+            c, sizes = cluster.cluster_graph(gg, bits, mw)
+            b = writer.serialize(c)
+            res["rows"].append(dict(
+                bits=bits, mode=mode, stripped=gg is stripped, file_bytes=len(b),
+                layers=[s.name or s.op for s in sizes],
+                lut_bytes=sum(s.lut_bytes for s in sizes),
+                int8_bytes_of_clustered=sum(s.int8_bytes for s in sizes),
+                accuracy=accuracy(b, x, labels, interpreter)))
+    return res
+
+
+def plot(res: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tfl = res["tflite_bytes"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for mode, label in (("auto", "clustered where it shrinks the file, names kept"),
+                        ("all", "every FC/CONV_2D clustered, names stripped")):
+        rows = [r for r in res["rows"] if r["mode"] == mode]
+        xs = [r["file_bytes"] / tfl for r in rows]
+        ys = [100 * r["accuracy"] for r in rows]
+        ax.plot(xs, ys, "o-", label=label)
+        for r, xv, yv in zip(rows, xs, ys):
+            ax.annotate(f"b={r['bits']}", (xv, yv), textcoords="offset points", xytext=(4, -10),
+                        fontsize=8)
+    ax.plot([res["trt_bytes"] / tfl], [100 * res["accuracy"]], "ks", label="int8 .trt")
+    ax.axvline(GOAL_RATIO, color="grey", ls="--", lw=1)
+    ax.axhline(100 * res["accuracy"] - GOAL_POINTS, color="grey", ls=":", lw=1)
+    ax.text(GOAL_RATIO, 100 * res["accuracy"] - GOAL_POINTS - 1.5, " goal: <= 0.15x, <= 1 pt",
+            fontsize=8, color="grey")
+    ax.set_xlim(0, 1.1)
+    ax.set_ylim(78, 97.5)
+    ax.set_xlabel(f"file bytes / int8 .tflite ({tfl:,} B)")
+    ax.set_ylabel(f"accuracy, % ({res['n']} digits, {res['interpreter']})")
+    ax.set_title("digits CNN: weight sharing (b-bit indices + int8 codebook per layer)")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    res = measure()
+    (OUT / "compression.json").write_text(json.dumps(res, indent=1) + "\n")
+    plot(res, OUT / "compression.png")
+    tfl = res["tflite_bytes"]
+    print(f"int8: .tflite {tfl:,} B, .trt {res['trt_bytes']:,} B (names stripped "
+          f"{res['trt_stripped_bytes']:,}), weights {res['int8_weight_bytes']:,} B, accuracy "
+          f"{res['accuracy']:.4f}")
+    print(f"{'bits':>4} {'mode':<5} {'file B':>7} {'/tflite':>7} {'LUT B':>6} {'/int8 w':>7} "
+          f"{'accuracy':>8} {'points':>6}")
+    for r in res["rows"]:
+        print(f"{r['bits']:>4} {r['mode']:<5} {r['file_bytes']:>7,} {r['file_bytes'] / tfl:>7.3f}"
+              f" {r['lut_bytes']:>6,} {r['lut_bytes'] / r['int8_bytes_of_clustered']:>7.3f} "
+              f"{r['accuracy']:>8.4f} {100 * (r['accuracy'] - res['accuracy']):>+6.2f}")
+
+
+if __name__ == "__main__":
+    main()
