@@ -13,7 +13,7 @@ from array import array
 
 from micropython import const
 
-from .fully_connected_asm import P_ROWS, P_Y, address_of, int8_rows, params, records
+from .fully_connected_asm import P_ROWS, P_Y, Rows, address_of, int8_rows
 
 # im2col_row params block (array('i')), byte offsets
 _X0 = const(0)  # address of the batch's input image
@@ -113,18 +113,18 @@ def im2col_row(r0):
 
 
 class Conv2DAsm:
-    """Prepared at load: folded records, gather tables and params blocks; conv2d() has the
-    reference function's signature."""
+    """Prepared at load: packed weights and records (fully_connected_asm.Rows), gather
+    tables and params blocks; conv2d() has the reference function's signature."""
 
     def __init__(self, x, w, bias, y, n, h, wd, c, out_c, kh, kw, sh, sw, dh, dw, pt, pl, oh,
                  ow, x_zp, y_zp, m_hi, m_lo, left, right, act_min, act_max):
         k = kh * kw * c
-        self.rec = records(w, bias, k, out_c, x_zp, m_hi, m_lo, left, right)
         self.direct = kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0 \
             and oh == h and ow == wd
         if self.direct:
-            self.pd = params(x, c, w, k, out_c, self.rec, y, n * h * wd, y_zp, act_min,
-                             act_max)
+            self.rows = Rows(x, c, w, k, out_c, bias, x_zp, m_hi, m_lo, left, right, y,
+                             n * h * wd, y_zp, act_min, act_max)
+            self.pd = self.rows.p
             return
         chunk = _MAX_SCRATCH // k
         chunk = 1 if chunk < 1 else (ow if chunk > ow else chunk)
@@ -150,8 +150,9 @@ class Conv2DAsm:
         pg[6] = c
         pg[7] = x_zp
         pg[8] = address_of(self.scratch)
-        self.pd = params(self.scratch, k, w, k, out_c, self.rec, y, chunk, y_zp, act_min,
-                         act_max)
+        self.rows = Rows(self.scratch, k, w, k, out_c, bias, x_zp, m_hi, m_lo, left, right, y,
+                         chunk, y_zp, act_min, act_max)
+        self.pd = self.rows.p
         self.geom = (n, h * wd * c, oh, ow, kh, kw, out_c, address_of(x), address_of(y),
                      address_of(rowtab), address_of(coltab))
 

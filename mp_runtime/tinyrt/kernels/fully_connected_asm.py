@@ -6,17 +6,25 @@
 # and counted on the host in Unicorn (host_sim/cortexm.py, tests/test_asm.py).
 #
 # int8_rows (the core, also used by kernels.conv_asm): for each of `rows` input rows x_r of K
-# int8 values and each output channel o (weights w_o: K int8 values, rows of w consecutive):
-#   acc = sum_k x_r[k] * w_o[k] + rec_o.bias       (rec_o.bias = bias_o - x_zp * sum_k w_o[k])
-#   y   = clamp(MultiplyByQuantizedMultiplier(acc, rec_o.M, rec_o.left, rec_o.right) + y_zp)
-# which is TFLM's acc = bias + sum (x - x_zp) * w with the zero point folded out of the loop:
-# the loop multiplies raw int8 values, sign-extended by ldrsb. The words wrap mod 2^32 but the
-# true accumulator fits (|acc| < 2^30 >> left, the converter's bound), so it comes out exact.
-# Loop: four output channels at once (accumulators in r8-r11), x loaded once per k for all
-# four, k counting down (ldrsb [base, k] addresses x and the four weight rows), 4x unrolled:
-# 57 instructions per 16 MACs. The inline assembler lacks ldrsb-register and hi-register add:
-# they are emitted with data(2, ...) (armv6m encodings, commented on each line).
-# Requantization in the same call (exact, 32-bit only, derivation at _requant below).
+# int8 values and each output channel o:
+#   acc = sum_k x_r[k] * w_o[k] + bias_o - x_zp * sum_k w_o[k]
+#   y   = clamp(MultiplyByQuantizedMultiplier(acc, M_o, left_o, right_o) + y_zp)
+# which is TFLM's acc = bias + sum (x - x_zp) * w with the zero point folded out of the loop.
+# Operands are unsigned bytes, so every load has an immediate offset (armv6m's ldrsb has
+# none): x' = x + 128 (a per-row pass writes x ^ 0x80 into a scratch row and sums it: SX),
+# w' = w + 128 (a packed copy built at prepare, eight channels interleaved: wq[g][k][j] =
+# w[8g + j][k] + 128, channels past NOUT with w' = 128, i.e. w = 0). Then
+#   sum x w = sum x' w' - 128 sum w - 128 SX        (sum w' = sum w + 128 K)
+# so acc = P + C_o - 128 SX with P = sum x' w' (the loop) and C_o = bias_o - (x_zp + 128)
+# sum w_o (the record). P wraps mod 2^32 only past K > 66051 (x' w' <= 65025); the words wrap
+# but the true accumulator fits (|acc| < 2^30 >> left, the converter's bound), so it comes
+# out exact.
+# Loop: eight output channels per pass (accumulators r5-r7, r8-r12), each x' byte loaded once
+# for all eight, 4 k per iteration with immediate offsets (x' at [r0, 0..3], w' at
+# [r1, 0..31]): 104 instructions per 32 MACs = 3.25; K % 4 single steps after.
+# Requantization in the same call (exact, 32-bit only, derivation at label rq).
+# The inline assembler lacks ldrb-register, hi-register add and cmp: they are emitted with
+# data(2, ...) (armv6m encodings, commented on each line).
 import micropython
 from array import array
 
@@ -25,28 +33,31 @@ from micropython import const
 # params block (array('i')), byte offsets
 _X = const(0)  # address of x row 0
 _XSTEP = const(4)  # bytes from one x row to the next
-_W = const(8)  # address of w row 0 (channel 0)
+_WQ = const(8)  # address of the packed weights (wq above)
 _K = const(12)  # values per row (>= 1)
 _NOUT = const(16)  # output channels
-_REC = const(20)  # address of the records: 4 words per channel (bias', M, left, right)
+_REC = const(20)  # address of the records: 5 words per channel (C, mh, ml, left, right)
 _Y = const(24)  # address of y row 0 (rows of NOUT int8 values, consecutive)
 _ROWS = const(28)
 _YZP = const(32)
 _AMIN = const(36)
 _AMAX = const(40)
-_WCUR = const(44)  # scratch from here on, written by the kernel
-_NLEFT = const(48)
-_RCUR = const(52)
-_YCUR = const(56)
-_XCUR = const(60)
-_ROWSLEFT = const(64)
-_ACC = const(68)  # 4 words
-_NACC = const(84)
-_AIDX = const(88)
-N_PARAMS = 23
+_XS = const(44)  # address of the scratch row (K bytes)
+_K4 = const(48)  # K - K % 4
+_XCUR = const(52)  # scratch from here on, written by the kernel
+_ROWSLEFT = const(56)
+_YCUR = const(60)
+_WCUR = const(64)
+_RCUR = const(68)
+_NLEFT = const(72)
+_CORR = const(76)  # -128 SX of the current row
+_ACCEND = const(80)
+_ACC = const(84)  # 8 words
+N_PARAMS = 29
 P_X = const(0)  # word indices of the fields other kernels set between calls
 P_Y = const(6)
 P_ROWS = const(7)
+GROUP = const(8)  # output channels per pass
 
 
 @micropython.asm_thumb
@@ -57,14 +68,14 @@ def address_of(r0):
 
 @micropython.asm_thumb
 def int8_rows(r0):
-    # r0: params block. Register use in the loops: r0 k, r1 x-1, r2-r5 w rows -1, r6 x[k],
-    # r7 product, r8-r11 accumulators, r12 params.
+    # r0: params block, kept in lr. Dot loop: r0 x' walk, r1 w' walk, r2 x', r3 product,
+    # r4 end of x', r5-r7 and r8-r12 accumulators.
     mov(r1, r8)
     mov(r2, r9)
     mov(r3, r10)
     mov(r4, r11)
-    push({r1, r2, r3, r4})  # r8-r11 are callee-saved
-    mov(r12, r0)
+    push({r1, r2, r3, r4})  # r8-r11 are callee-saved (lr is restored by the epilogue)
+    data(2, 0x4686)  # mov lr, r0
     ldr(r1, [r0, _X])
     str(r1, [r0, _XCUR])
     ldr(r1, [r0, _Y])
@@ -72,156 +83,235 @@ def int8_rows(r0):
     ldr(r1, [r0, _ROWS])
     str(r1, [r0, _ROWSLEFT])
     label(row_loop)
-    mov(r7, r12)
-    ldr(r1, [r7, _ROWSLEFT])
-    cmp(r1, 0)
+    data(2, 0x4673)  # mov r3, lr
+    ldr(r0, [r3, _ROWSLEFT])
+    cmp(r0, 0)
     bne(row_start)
     b(done)
     label(row_start)
-    ldr(r1, [r7, _W])
-    str(r1, [r7, _WCUR])
-    ldr(r1, [r7, _NOUT])
-    str(r1, [r7, _NLEFT])
-    ldr(r1, [r7, _REC])
-    str(r1, [r7, _RCUR])
-    label(group_loop)
-    mov(r7, r12)
-    ldr(r0, [r7, _K])
-    ldr(r1, [r7, _XCUR])
+    # x' = x ^ 0x80 into the scratch row, SX = sum x'
+    ldr(r0, [r3, _XCUR])
+    sub(r0, 1)
+    ldr(r1, [r3, _XS])
     sub(r1, 1)
-    ldr(r2, [r7, _WCUR])
+    ldr(r2, [r3, _K])
+    mov(r4, 0)
+    mov(r5, 0x80)
+    label(pre)
+    data(2, 0x5C86)  # ldrb r6, [r0, r2]
+    eor(r6, r5)
+    data(2, 0x548E)  # strb r6, [r1, r2]
+    add(r4, r4, r6)
     sub(r2, 1)
+    bne(pre)
+    lsl(r4, r4, 7)
+    neg(r4, r4)
+    str(r4, [r3, _CORR])
+    ldr(r0, [r3, _WQ])
+    str(r0, [r3, _WCUR])
+    ldr(r0, [r3, _REC])
+    str(r0, [r3, _RCUR])
+    ldr(r0, [r3, _NOUT])
+    str(r0, [r3, _NLEFT])
+    label(group_loop)
+    data(2, 0x4673)  # mov r3, lr
+    ldr(r0, [r3, _XS])
+    ldr(r4, [r3, _K4])
+    add(r4, r4, r0)
+    ldr(r1, [r3, _WCUR])
+    mov(r5, 0)
     mov(r6, 0)
-    str(r6, [r7, _AIDX])
-    mov(r8, r6)
-    ldr(r6, [r7, _NLEFT])
-    cmp(r6, 4)
-    blt(single)
-    add(r3, r2, r0)
-    add(r4, r3, r0)
-    add(r5, r4, r0)
-    mov(r6, 0)
-    mov(r9, r6)
-    mov(r10, r6)
-    mov(r11, r6)
-    mov(r6, r0)
-    lsl(r6, r6, 30)
-    beq(quad_check)
-    label(quad_pre)  # K % 4 single steps
-    data(2, 0x560E)  # ldrsb r6, [r1, r0]
-    data(2, 0x5617)  # ldrsb r7, [r2, r0]
-    mul(r7, r6)
-    data(2, 0x44B8)  # add r8, r7
-    data(2, 0x561F)  # ldrsb r7, [r3, r0]
-    mul(r7, r6)
-    data(2, 0x44B9)  # add r9, r7
-    data(2, 0x5627)  # ldrsb r7, [r4, r0]
-    mul(r7, r6)
-    data(2, 0x44BA)  # add r10, r7
-    data(2, 0x562F)  # ldrsb r7, [r5, r0]
-    mul(r7, r6)
-    data(2, 0x44BB)  # add r11, r7
-    sub(r0, 1)
-    mov(r6, r0)
-    lsl(r6, r6, 30)
-    bne(quad_pre)
-    label(quad_check)
-    cmp(r0, 0)
-    beq(quad_done)
-    label(quad_loop)  # 4 steps of k, 4 channels each
-    data(2, 0x560E)  # ldrsb r6, [r1, r0]
-    data(2, 0x5617)  # ldrsb r7, [r2, r0]
-    mul(r7, r6)
-    data(2, 0x44B8)  # add r8, r7
-    data(2, 0x561F)  # ldrsb r7, [r3, r0]
-    mul(r7, r6)
-    data(2, 0x44B9)  # add r9, r7
-    data(2, 0x5627)  # ldrsb r7, [r4, r0]
-    mul(r7, r6)
-    data(2, 0x44BA)  # add r10, r7
-    data(2, 0x562F)  # ldrsb r7, [r5, r0]
-    mul(r7, r6)
-    data(2, 0x44BB)  # add r11, r7
-    sub(r0, 1)
-    data(2, 0x560E)  # ldrsb r6, [r1, r0]
-    data(2, 0x5617)  # ldrsb r7, [r2, r0]
-    mul(r7, r6)
-    data(2, 0x44B8)  # add r8, r7
-    data(2, 0x561F)  # ldrsb r7, [r3, r0]
-    mul(r7, r6)
-    data(2, 0x44B9)  # add r9, r7
-    data(2, 0x5627)  # ldrsb r7, [r4, r0]
-    mul(r7, r6)
-    data(2, 0x44BA)  # add r10, r7
-    data(2, 0x562F)  # ldrsb r7, [r5, r0]
-    mul(r7, r6)
-    data(2, 0x44BB)  # add r11, r7
-    sub(r0, 1)
-    data(2, 0x560E)  # ldrsb r6, [r1, r0]
-    data(2, 0x5617)  # ldrsb r7, [r2, r0]
-    mul(r7, r6)
-    data(2, 0x44B8)  # add r8, r7
-    data(2, 0x561F)  # ldrsb r7, [r3, r0]
-    mul(r7, r6)
-    data(2, 0x44B9)  # add r9, r7
-    data(2, 0x5627)  # ldrsb r7, [r4, r0]
-    mul(r7, r6)
-    data(2, 0x44BA)  # add r10, r7
-    data(2, 0x562F)  # ldrsb r7, [r5, r0]
-    mul(r7, r6)
-    data(2, 0x44BB)  # add r11, r7
-    sub(r0, 1)
-    data(2, 0x560E)  # ldrsb r6, [r1, r0]
-    data(2, 0x5617)  # ldrsb r7, [r2, r0]
-    mul(r7, r6)
-    data(2, 0x44B8)  # add r8, r7
-    data(2, 0x561F)  # ldrsb r7, [r3, r0]
-    mul(r7, r6)
-    data(2, 0x44B9)  # add r9, r7
-    data(2, 0x5627)  # ldrsb r7, [r4, r0]
-    mul(r7, r6)
-    data(2, 0x44BA)  # add r10, r7
-    data(2, 0x562F)  # ldrsb r7, [r5, r0]
-    mul(r7, r6)
-    data(2, 0x44BB)  # add r11, r7
-    sub(r0, 1)
-    bne(quad_loop)
-    label(quad_done)
-    mov(r7, r12)
-    mov(r0, r8)
-    str(r0, [r7, _ACC])
-    mov(r0, r9)
-    str(r0, [r7, _ACC + 4])
-    mov(r0, r10)
-    str(r0, [r7, _ACC + 8])
-    mov(r0, r11)
-    str(r0, [r7, _ACC + 12])
-    mov(r0, 4)
-    str(r0, [r7, _NACC])
-    b(advance)
-    label(single)  # fewer than 4 channels left: one at a time
-    data(2, 0x560E)  # ldrsb r6, [r1, r0]
-    data(2, 0x5617)  # ldrsb r7, [r2, r0]
-    mul(r7, r6)
-    data(2, 0x44B8)  # add r8, r7
-    sub(r0, 1)
+    mov(r7, 0)
+    mov(r8, r5)
+    mov(r9, r5)
+    mov(r10, r5)
+    mov(r11, r5)
+    mov(r12, r5)
+    cmp(r0, r4)
+    beq(rem)
+    label(quad)  # 4 k, 8 channels
+    ldrb(r2, [r0, 0])
+    ldrb(r3, [r1, 0])
+    mul(r3, r2)
+    add(r5, r5, r3)
+    ldrb(r3, [r1, 1])
+    mul(r3, r2)
+    add(r6, r6, r3)
+    ldrb(r3, [r1, 2])
+    mul(r3, r2)
+    add(r7, r7, r3)
+    ldrb(r3, [r1, 3])
+    mul(r3, r2)
+    data(2, 0x4498)  # add r8, r3
+    ldrb(r3, [r1, 4])
+    mul(r3, r2)
+    data(2, 0x4499)  # add r9, r3
+    ldrb(r3, [r1, 5])
+    mul(r3, r2)
+    data(2, 0x449A)  # add r10, r3
+    ldrb(r3, [r1, 6])
+    mul(r3, r2)
+    data(2, 0x449B)  # add r11, r3
+    ldrb(r3, [r1, 7])
+    mul(r3, r2)
+    data(2, 0x449C)  # add r12, r3
+    ldrb(r2, [r0, 1])
+    ldrb(r3, [r1, 8])
+    mul(r3, r2)
+    add(r5, r5, r3)
+    ldrb(r3, [r1, 9])
+    mul(r3, r2)
+    add(r6, r6, r3)
+    ldrb(r3, [r1, 10])
+    mul(r3, r2)
+    add(r7, r7, r3)
+    ldrb(r3, [r1, 11])
+    mul(r3, r2)
+    data(2, 0x4498)  # add r8, r3
+    ldrb(r3, [r1, 12])
+    mul(r3, r2)
+    data(2, 0x4499)  # add r9, r3
+    ldrb(r3, [r1, 13])
+    mul(r3, r2)
+    data(2, 0x449A)  # add r10, r3
+    ldrb(r3, [r1, 14])
+    mul(r3, r2)
+    data(2, 0x449B)  # add r11, r3
+    ldrb(r3, [r1, 15])
+    mul(r3, r2)
+    data(2, 0x449C)  # add r12, r3
+    ldrb(r2, [r0, 2])
+    ldrb(r3, [r1, 16])
+    mul(r3, r2)
+    add(r5, r5, r3)
+    ldrb(r3, [r1, 17])
+    mul(r3, r2)
+    add(r6, r6, r3)
+    ldrb(r3, [r1, 18])
+    mul(r3, r2)
+    add(r7, r7, r3)
+    ldrb(r3, [r1, 19])
+    mul(r3, r2)
+    data(2, 0x4498)  # add r8, r3
+    ldrb(r3, [r1, 20])
+    mul(r3, r2)
+    data(2, 0x4499)  # add r9, r3
+    ldrb(r3, [r1, 21])
+    mul(r3, r2)
+    data(2, 0x449A)  # add r10, r3
+    ldrb(r3, [r1, 22])
+    mul(r3, r2)
+    data(2, 0x449B)  # add r11, r3
+    ldrb(r3, [r1, 23])
+    mul(r3, r2)
+    data(2, 0x449C)  # add r12, r3
+    ldrb(r2, [r0, 3])
+    ldrb(r3, [r1, 24])
+    mul(r3, r2)
+    add(r5, r5, r3)
+    ldrb(r3, [r1, 25])
+    mul(r3, r2)
+    add(r6, r6, r3)
+    ldrb(r3, [r1, 26])
+    mul(r3, r2)
+    add(r7, r7, r3)
+    ldrb(r3, [r1, 27])
+    mul(r3, r2)
+    data(2, 0x4498)  # add r8, r3
+    ldrb(r3, [r1, 28])
+    mul(r3, r2)
+    data(2, 0x4499)  # add r9, r3
+    ldrb(r3, [r1, 29])
+    mul(r3, r2)
+    data(2, 0x449A)  # add r10, r3
+    ldrb(r3, [r1, 30])
+    mul(r3, r2)
+    data(2, 0x449B)  # add r11, r3
+    ldrb(r3, [r1, 31])
+    mul(r3, r2)
+    data(2, 0x449C)  # add r12, r3
+    add(r0, 4)
+    add(r1, 32)
+    cmp(r0, r4)
+    bne(quad)
+    label(rem)
+    data(2, 0x4673)  # mov r3, lr
+    ldr(r4, [r3, _XS])
+    ldr(r3, [r3, _K])
+    add(r4, r4, r3)
+    cmp(r0, r4)
+    beq(dot_done)
+    label(single)  # K % 4 single steps
+    ldrb(r2, [r0, 0])
+    ldrb(r3, [r1, 0])
+    mul(r3, r2)
+    add(r5, r5, r3)
+    ldrb(r3, [r1, 1])
+    mul(r3, r2)
+    add(r6, r6, r3)
+    ldrb(r3, [r1, 2])
+    mul(r3, r2)
+    add(r7, r7, r3)
+    ldrb(r3, [r1, 3])
+    mul(r3, r2)
+    data(2, 0x4498)  # add r8, r3
+    ldrb(r3, [r1, 4])
+    mul(r3, r2)
+    data(2, 0x4499)  # add r9, r3
+    ldrb(r3, [r1, 5])
+    mul(r3, r2)
+    data(2, 0x449A)  # add r10, r3
+    ldrb(r3, [r1, 6])
+    mul(r3, r2)
+    data(2, 0x449B)  # add r11, r3
+    ldrb(r3, [r1, 7])
+    mul(r3, r2)
+    data(2, 0x449C)  # add r12, r3
+    add(r0, 1)
+    add(r1, 8)
+    cmp(r0, r4)
     bne(single)
-    mov(r7, r12)
-    mov(r0, r8)
-    str(r0, [r7, _ACC])
-    mov(r0, 1)
-    str(r0, [r7, _NACC])
-    label(advance)  # WCUR += NACC * K, NLEFT -= NACC
-    ldr(r0, [r7, _NACC])
-    ldr(r1, [r7, _K])
-    mul(r1, r0)
-    ldr(r2, [r7, _WCUR])
-    add(r2, r2, r1)
-    str(r2, [r7, _WCUR])
-    ldr(r1, [r7, _NLEFT])
-    sub(r1, r1, r0)
-    str(r1, [r7, _NLEFT])
-    label(requant)
+    label(dot_done)
+    data(2, 0x4673)  # mov r3, lr
+    str(r1, [r3, _WCUR])
+    mov(r0, r3)
+    add(r0, _ACC)
+    str(r5, [r0, 0])
+    str(r6, [r0, 4])
+    str(r7, [r0, 8])
+    mov(r2, r8)
+    str(r2, [r0, 12])
+    mov(r2, r9)
+    str(r2, [r0, 16])
+    mov(r2, r10)
+    str(r2, [r0, 20])
+    mov(r2, r11)
+    str(r2, [r0, 24])
+    mov(r2, r12)
+    str(r2, [r0, 28])
+    mov(r8, r0)  # r8: walk over the accumulators
+    ldr(r2, [r3, _NLEFT])
+    mov(r4, r2)
+    sub(r4, GROUP)
+    str(r4, [r3, _NLEFT])  # <= 0 after the row's last group
+    cmp(r2, GROUP)
+    ble(count_ok)
+    mov(r2, GROUP)
+    label(count_ok)
+    lsl(r2, r2, 2)
+    add(r2, r2, r0)
+    str(r2, [r3, _ACCEND])
+    ldr(r2, [r3, _YZP])
+    mov(r9, r2)
+    ldr(r2, [r3, _AMIN])
+    mov(r10, r2)
+    ldr(r2, [r3, _AMAX])
+    mov(r11, r2)
+    ldr(r2, [r3, _CORR])
+    mov(r12, r2)
+    ldr(r1, [r3, _RCUR])
+    ldr(r7, [r3, _YCUR])
+    label(rq)
     # MultiplyByQuantizedMultiplier(acc, M, left, right), exact in 32-bit words:
     #   a = acc << left, |a| < 2^30 (converter bound); M = mh * 2^15 + ml (mh < 2^16, ml < 2^15)
     #   a1 = a >> 15 (|a1| <= 2^15), a0 = a & 0x7FFF; h = a1*mh (|h| < 2^31), p = a1*ml
@@ -233,33 +323,24 @@ def int8_rows(r0):
     #   (inner sum < 2^17); |h + f| < 2^31 because |SRDHM| < 2^30.
     #   RoundingDivideByPOT(s, right) = (s + ((2^right + (s >> 31)) >> 1)) >> right (ties away
     #   from zero; right <= 30, |s| + 2^29 < 2^31).
-    mov(r7, r12)
-    ldr(r0, [r7, _NACC])
-    cmp(r0, 0)
-    bne(rq_one)
-    b(rq_done)
-    label(rq_one)
-    sub(r0, 1)
-    str(r0, [r7, _NACC])
-    ldr(r1, [r7, _AIDX])
-    add(r0, r1, 4)
-    str(r0, [r7, _AIDX])
-    add(r1, r1, r7)
-    ldr(r0, [r1, _ACC])
-    ldr(r1, [r7, _RCUR])
+    # r0 acc, r1 record (C, mh, ml, left, right), r7 y, r8 accumulator walk, r9 y_zp,
+    # r10 act_min, r11 act_max, r12 -128 SX; r2-r6 scratch.
+    mov(r2, r8)
+    ldr(r0, [r2, 0])
+    add(r2, 4)
+    mov(r8, r2)
     ldr(r2, [r1, 0])
-    add(r0, r0, r2)  # acc
-    ldr(r2, [r1, 8])
+    add(r0, r0, r2)
+    data(2, 0x4460)  # add r0, r12: acc
+    ldr(r2, [r1, 12])
     lsl(r0, r2)  # a = acc << left
-    ldr(r3, [r1, 4])  # M
     asr(r4, r0, 15)  # a1
     lsl(r5, r0, 17)
     lsr(r5, r5, 17)  # a0
-    lsr(r6, r3, 15)  # mh
-    lsl(r3, r3, 17)
-    lsr(r3, r3, 17)  # ml
-    mov(r7, r4)
-    mul(r7, r6)  # h
+    ldr(r6, [r1, 4])  # mh
+    ldr(r3, [r1, 8])  # ml
+    mov(r2, r4)
+    mul(r2, r6)  # h
     mul(r4, r3)  # p
     mul(r6, r5)  # q
     mul(r5, r3)  # r
@@ -276,49 +357,48 @@ def int8_rows(r0):
     lsr(r5, r5, 15)
     add(r3, r3, r5)
     add(r3, 1)  # f
-    add(r7, r7, r3)
-    asr(r7, r7, 1)  # s = SRDHM(a, M)
-    ldr(r2, [r1, 12])  # right
+    add(r2, r2, r3)
+    asr(r2, r2, 1)  # s = SRDHM(a, M)
+    ldr(r6, [r1, 16])  # right
     mov(r3, 1)
-    lsl(r3, r2)
-    asr(r4, r7, 31)
+    lsl(r3, r6)
+    asr(r4, r2, 31)
     add(r3, r3, r4)
     asr(r3, r3, 1)
-    add(r7, r7, r3)
-    asr(r7, r2)  # RoundingDivideByPOT(s, right)
-    add(r1, 16)
-    mov(r6, r12)
-    str(r1, [r6, _RCUR])
-    ldr(r2, [r6, _YZP])
-    add(r7, r7, r2)
-    ldr(r2, [r6, _AMIN])
-    cmp(r7, r2)
+    add(r2, r2, r3)
+    asr(r2, r6)  # RoundingDivideByPOT(s, right)
+    add(r1, 20)
+    data(2, 0x444A)  # add r2, r9: + y_zp
+    data(2, 0x4552)  # cmp r2, r10
     bge(above_min)
-    mov(r7, r2)
+    mov(r2, r10)
     label(above_min)
-    ldr(r2, [r6, _AMAX])
-    cmp(r7, r2)
+    data(2, 0x455A)  # cmp r2, r11
     ble(below_max)
-    mov(r7, r2)
+    mov(r2, r11)
     label(below_max)
-    ldr(r2, [r6, _YCUR])
-    strb(r7, [r2, 0])
-    add(r2, 1)
-    str(r2, [r6, _YCUR])
-    b(requant)
-    label(rq_done)
-    ldr(r0, [r7, _NLEFT])
+    strb(r2, [r7, 0])
+    add(r7, 1)
+    data(2, 0x4673)  # mov r3, lr
+    ldr(r3, [r3, _ACCEND])
+    mov(r2, r8)
+    cmp(r2, r3)
+    bne(rq)
+    data(2, 0x4673)  # mov r3, lr
+    str(r1, [r3, _RCUR])
+    str(r7, [r3, _YCUR])
+    ldr(r0, [r3, _NLEFT])
     cmp(r0, 0)
-    beq(row_next)
+    ble(row_next)
     b(group_loop)
     label(row_next)
-    ldr(r0, [r7, _XCUR])
-    ldr(r1, [r7, _XSTEP])
+    ldr(r0, [r3, _XCUR])
+    ldr(r1, [r3, _XSTEP])
     add(r0, r0, r1)
-    str(r0, [r7, _XCUR])
-    ldr(r0, [r7, _ROWSLEFT])
+    str(r0, [r3, _XCUR])
+    ldr(r0, [r3, _ROWSLEFT])
     sub(r0, 1)
-    str(r0, [r7, _ROWSLEFT])
+    str(r0, [r3, _ROWSLEFT])
     b(row_loop)
     label(done)
     pop({r1, r2, r3, r4})
@@ -335,47 +415,60 @@ def wrap32(v):
     return v - 0x100000000 if v & 0x80000000 else v
 
 
-def records(w, bias, n_in, n_out, x_zp, m_hi, m_lo, left, right):
-    """The per-channel records int8_rows reads: (bias - x_zp * sum(w_o), M, left, right)."""
-    rec = array("i", [0] * (4 * n_out))
-    for o in range(n_out):
-        s = 0
-        for i in range(o * n_in, (o + 1) * n_in):
-            s += w[i]
-        rec[4 * o] = wrap32(bias[o] - x_zp * s)
-        rec[4 * o + 1] = (m_hi[o] << 15) | m_lo[o]
-        rec[4 * o + 2] = left[o]
-        rec[4 * o + 3] = right[o]
-    return rec
+class Rows:
+    """What one int8_rows call reads, built once at prepare: the packed weights (wq), the
+    per-channel records, the scratch row and the params block p (addresses taken now: this
+    object keeps the buffers alive). Weight RAM: ceil(n_out / 8) * 8 * k bytes."""
 
-
-def params(x, x_step, w, k, n_out, rec, y, rows, y_zp, act_min, act_max):
-    """The params block of one int8_rows call (addresses taken now: the buffers must stay
-    alive, which the kernel objects holding them ensure)."""
-    p = array("i", [0] * N_PARAMS)
-    p[_X >> 2] = address_of(x)
-    p[_XSTEP >> 2] = x_step
-    p[_W >> 2] = address_of(w)
-    p[_K >> 2] = k
-    p[_NOUT >> 2] = n_out
-    p[_REC >> 2] = address_of(rec)
-    p[_Y >> 2] = address_of(y)
-    p[_ROWS >> 2] = rows
-    p[_YZP >> 2] = y_zp
-    p[_AMIN >> 2] = act_min
-    p[_AMAX >> 2] = act_max
-    return p
+    def __init__(self, x, x_step, w, k, n_out, bias, x_zp, m_hi, m_lo, left, right, y, rows,
+                 y_zp, act_min, act_max):
+        ngrp = (n_out + GROUP - 1) // GROUP
+        wq = bytearray(ngrp * GROUP * k)
+        rec = array("i", [0] * (5 * n_out))
+        for o in range(ngrp * GROUP):
+            base = (o // GROUP) * GROUP * k + o % GROUP
+            if o >= n_out:
+                for i in range(k):
+                    wq[base + GROUP * i] = 128
+                continue
+            s = 0
+            row = o * k
+            for i in range(k):
+                v = w[row + i]
+                s += v
+                wq[base + GROUP * i] = v + 128
+            rec[5 * o] = wrap32(bias[o] - (x_zp + 128) * s)
+            rec[5 * o + 1] = m_hi[o]
+            rec[5 * o + 2] = m_lo[o]
+            rec[5 * o + 3] = left[o]
+            rec[5 * o + 4] = right[o]
+        xs = bytearray(k)
+        p = array("i", [0] * N_PARAMS)
+        p[_X >> 2] = address_of(x)
+        p[_XSTEP >> 2] = x_step
+        p[_WQ >> 2] = address_of(wq)
+        p[_K >> 2] = k
+        p[_NOUT >> 2] = n_out
+        p[_REC >> 2] = address_of(rec)
+        p[_Y >> 2] = address_of(y)
+        p[_ROWS >> 2] = rows
+        p[_YZP >> 2] = y_zp
+        p[_AMIN >> 2] = act_min
+        p[_AMAX >> 2] = act_max
+        p[_XS >> 2] = address_of(xs)
+        p[_K4 >> 2] = k - k % 4
+        self.wq, self.rec, self.xs, self.p = wq, rec, xs, p
 
 
 class FullyConnectedAsm:
-    """Prepared once at load (tables, params block); fully_connected() has the reference
-    function's signature and runs the whole layer in one asm call."""
+    """Prepared once at load (packed weights, records, params block); fully_connected() has
+    the reference function's signature and runs the whole layer in one asm call."""
 
     def __init__(self, x, w, bias, y, batches, n_in, n_out, x_zp, y_zp, m_hi, m_lo, left,
                  right, act_min, act_max):
-        self.rec = records(w, bias, n_in, n_out, x_zp, m_hi, m_lo, left, right)
-        self.p = params(x, n_in, w, n_in, n_out, self.rec, y, batches, y_zp, act_min,
-                        act_max)
+        self.rows = Rows(x, n_in, w, n_in, n_out, bias, x_zp, m_hi, m_lo, left, right, y,
+                         batches, y_zp, act_min, act_max)
+        self.p = self.rows.p
 
     def fully_connected(self, x, w, bias, y, batches, n_in, n_out, x_zp, y_zp, m_hi, m_lo,
                         left, right, act_min, act_max):
