@@ -13,7 +13,7 @@ from array import array
 
 from micropython import const
 
-from .fully_connected_asm import P_ROWS, P_Y, Rows, address_of, int8_rows
+from .fully_connected_asm import P_ROWS, P_Y, Rows, address_of
 
 # im2col_row params block (array('i')), byte offsets
 _X0 = const(0)  # address of the batch's input image
@@ -125,6 +125,7 @@ class Conv2DAsm:
             self.rows = Rows(x, c, w, k, out_c, bias, x_zp, m_hi, m_lo, left, right, y,
                              n * h * wd, y_zp, act_min, act_max)
             self.pd = self.rows.p
+            self.run = self.rows.run
             return
         chunk = _MAX_SCRATCH // k
         chunk = 1 if chunk < 1 else (ow if chunk > ow else chunk)
@@ -153,6 +154,7 @@ class Conv2DAsm:
         self.rows = Rows(self.scratch, k, w, k, out_c, bias, x_zp, m_hi, m_lo, left, right, y,
                          chunk, y_zp, act_min, act_max)
         self.pd = self.rows.p
+        self.run = self.rows.run
         self.geom = (n, h * wd * c, oh, ow, kh, kw, out_c, address_of(x), address_of(y),
                      address_of(rowtab), address_of(coltab))
 
@@ -160,11 +162,12 @@ class Conv2DAsm:
                x_fx, w_fx, x_zp, y_zp, m_hi, m_lo, left, right, act_min, act_max):
         pd = self.pd
         if self.direct:
-            int8_rows(pd)
+            self.run(pd)
             return
         pg = self.pg
         n, x_batch, oh, ow, kh, kw, out_c, xa, ya, rowtab, coltab = self.geom
         chunk = self.chunk
+        run = self.run
         yo = ya
         for b in range(n):
             pg[0] = xa + b * x_batch
@@ -180,7 +183,7 @@ class Conv2DAsm:
                     im2col_row(pg)
                     pd[P_Y] = yo
                     pd[P_ROWS] = m
-                    int8_rows(pd)
+                    run(pd)
                     yo += m * out_c
                     ox += m
 

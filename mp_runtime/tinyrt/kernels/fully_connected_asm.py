@@ -13,7 +13,7 @@
 # Operands are unsigned bytes, so every load has an immediate offset (armv6m's ldrsb has
 # none): x' = x + 128 (a per-row pass writes x ^ 0x80 into a scratch row and sums it: SX),
 # w' = w + 128 (a packed copy built at prepare, eight channels interleaved: wq[g][k][j] =
-# w[8g + j][k] + 128, channels past NOUT with w' = 128, i.e. w = 0). Then
+# w[8g + j][k] + 128; NOUT is a multiple of 8, else int8_rows4 runs). Then
 #   sum x w = sum x' w' - 128 sum w - 128 SX        (sum w' = sum w + 128 K)
 # so acc = P + C_o - 128 SX with P = sum x' w' (the loop) and C_o = bias_o - (x_zp + 128)
 # sum w_o (the record). P wraps mod 2^32 only past K > 66051 (x' w' <= 65025); the words wrap
@@ -409,6 +409,295 @@ def int8_rows(r0):
     mov(r0, 0)
 
 
+# int8_rows4's scratch fields (its block shares _X .. _AMAX with int8_rows'; _X4W at _WQ)
+_X4W = const(8)
+_O_WCUR = const(44)
+_O_NLEFT = const(48)
+_O_RCUR = const(52)
+_O_YCUR = const(56)
+_O_XCUR = const(60)
+_O_ROWSLEFT = const(64)
+_O_ACC = const(68)  # 4 words
+_O_NACC = const(84)
+_O_AIDX = const(88)
+
+
+@micropython.asm_thumb
+def int8_rows4(r0):
+    # the four-channel kernel (fewer than GROUP channels: no padded channels, no weight copy):
+    # original weights at _X4W, records (bias - x_zp sum w, M, left, right)
+    # r0: params block. Register use in the loops: r0 k, r1 x-1, r2-r5 w rows -1, r6 x[k],
+    # r7 product, r8-r11 accumulators, r12 params.
+    mov(r1, r8)
+    mov(r2, r9)
+    mov(r3, r10)
+    mov(r4, r11)
+    push({r1, r2, r3, r4})  # r8-r11 are callee-saved
+    mov(r12, r0)
+    ldr(r1, [r0, _X])
+    str(r1, [r0, _O_XCUR])
+    ldr(r1, [r0, _Y])
+    str(r1, [r0, _O_YCUR])
+    ldr(r1, [r0, _ROWS])
+    str(r1, [r0, _O_ROWSLEFT])
+    label(row_loop)
+    mov(r7, r12)
+    ldr(r1, [r7, _O_ROWSLEFT])
+    cmp(r1, 0)
+    bne(row_start)
+    b(done)
+    label(row_start)
+    ldr(r1, [r7, _X4W])
+    str(r1, [r7, _O_WCUR])
+    ldr(r1, [r7, _NOUT])
+    str(r1, [r7, _O_NLEFT])
+    ldr(r1, [r7, _REC])
+    str(r1, [r7, _O_RCUR])
+    label(group_loop)
+    mov(r7, r12)
+    ldr(r0, [r7, _K])
+    ldr(r1, [r7, _O_XCUR])
+    sub(r1, 1)
+    ldr(r2, [r7, _O_WCUR])
+    sub(r2, 1)
+    mov(r6, 0)
+    str(r6, [r7, _O_AIDX])
+    mov(r8, r6)
+    ldr(r6, [r7, _O_NLEFT])
+    cmp(r6, 4)
+    blt(single)
+    add(r3, r2, r0)
+    add(r4, r3, r0)
+    add(r5, r4, r0)
+    mov(r6, 0)
+    mov(r9, r6)
+    mov(r10, r6)
+    mov(r11, r6)
+    mov(r6, r0)
+    lsl(r6, r6, 30)
+    beq(quad_check)
+    label(quad_pre)  # K % 4 single steps
+    data(2, 0x560E)  # ldrsb r6, [r1, r0]
+    data(2, 0x5617)  # ldrsb r7, [r2, r0]
+    mul(r7, r6)
+    data(2, 0x44B8)  # add r8, r7
+    data(2, 0x561F)  # ldrsb r7, [r3, r0]
+    mul(r7, r6)
+    data(2, 0x44B9)  # add r9, r7
+    data(2, 0x5627)  # ldrsb r7, [r4, r0]
+    mul(r7, r6)
+    data(2, 0x44BA)  # add r10, r7
+    data(2, 0x562F)  # ldrsb r7, [r5, r0]
+    mul(r7, r6)
+    data(2, 0x44BB)  # add r11, r7
+    sub(r0, 1)
+    mov(r6, r0)
+    lsl(r6, r6, 30)
+    bne(quad_pre)
+    label(quad_check)
+    cmp(r0, 0)
+    beq(quad_done)
+    label(quad_loop)  # 4 steps of k, 4 channels each
+    data(2, 0x560E)  # ldrsb r6, [r1, r0]
+    data(2, 0x5617)  # ldrsb r7, [r2, r0]
+    mul(r7, r6)
+    data(2, 0x44B8)  # add r8, r7
+    data(2, 0x561F)  # ldrsb r7, [r3, r0]
+    mul(r7, r6)
+    data(2, 0x44B9)  # add r9, r7
+    data(2, 0x5627)  # ldrsb r7, [r4, r0]
+    mul(r7, r6)
+    data(2, 0x44BA)  # add r10, r7
+    data(2, 0x562F)  # ldrsb r7, [r5, r0]
+    mul(r7, r6)
+    data(2, 0x44BB)  # add r11, r7
+    sub(r0, 1)
+    data(2, 0x560E)  # ldrsb r6, [r1, r0]
+    data(2, 0x5617)  # ldrsb r7, [r2, r0]
+    mul(r7, r6)
+    data(2, 0x44B8)  # add r8, r7
+    data(2, 0x561F)  # ldrsb r7, [r3, r0]
+    mul(r7, r6)
+    data(2, 0x44B9)  # add r9, r7
+    data(2, 0x5627)  # ldrsb r7, [r4, r0]
+    mul(r7, r6)
+    data(2, 0x44BA)  # add r10, r7
+    data(2, 0x562F)  # ldrsb r7, [r5, r0]
+    mul(r7, r6)
+    data(2, 0x44BB)  # add r11, r7
+    sub(r0, 1)
+    data(2, 0x560E)  # ldrsb r6, [r1, r0]
+    data(2, 0x5617)  # ldrsb r7, [r2, r0]
+    mul(r7, r6)
+    data(2, 0x44B8)  # add r8, r7
+    data(2, 0x561F)  # ldrsb r7, [r3, r0]
+    mul(r7, r6)
+    data(2, 0x44B9)  # add r9, r7
+    data(2, 0x5627)  # ldrsb r7, [r4, r0]
+    mul(r7, r6)
+    data(2, 0x44BA)  # add r10, r7
+    data(2, 0x562F)  # ldrsb r7, [r5, r0]
+    mul(r7, r6)
+    data(2, 0x44BB)  # add r11, r7
+    sub(r0, 1)
+    data(2, 0x560E)  # ldrsb r6, [r1, r0]
+    data(2, 0x5617)  # ldrsb r7, [r2, r0]
+    mul(r7, r6)
+    data(2, 0x44B8)  # add r8, r7
+    data(2, 0x561F)  # ldrsb r7, [r3, r0]
+    mul(r7, r6)
+    data(2, 0x44B9)  # add r9, r7
+    data(2, 0x5627)  # ldrsb r7, [r4, r0]
+    mul(r7, r6)
+    data(2, 0x44BA)  # add r10, r7
+    data(2, 0x562F)  # ldrsb r7, [r5, r0]
+    mul(r7, r6)
+    data(2, 0x44BB)  # add r11, r7
+    sub(r0, 1)
+    bne(quad_loop)
+    label(quad_done)
+    mov(r7, r12)
+    mov(r0, r8)
+    str(r0, [r7, _O_ACC])
+    mov(r0, r9)
+    str(r0, [r7, _O_ACC + 4])
+    mov(r0, r10)
+    str(r0, [r7, _O_ACC + 8])
+    mov(r0, r11)
+    str(r0, [r7, _O_ACC + 12])
+    mov(r0, 4)
+    str(r0, [r7, _O_NACC])
+    b(advance)
+    label(single)  # fewer than 4 channels left: one at a time
+    data(2, 0x560E)  # ldrsb r6, [r1, r0]
+    data(2, 0x5617)  # ldrsb r7, [r2, r0]
+    mul(r7, r6)
+    data(2, 0x44B8)  # add r8, r7
+    sub(r0, 1)
+    bne(single)
+    mov(r7, r12)
+    mov(r0, r8)
+    str(r0, [r7, _O_ACC])
+    mov(r0, 1)
+    str(r0, [r7, _O_NACC])
+    label(advance)  # WCUR += NACC * K, NLEFT -= NACC
+    ldr(r0, [r7, _O_NACC])
+    ldr(r1, [r7, _K])
+    mul(r1, r0)
+    ldr(r2, [r7, _O_WCUR])
+    add(r2, r2, r1)
+    str(r2, [r7, _O_WCUR])
+    ldr(r1, [r7, _O_NLEFT])
+    sub(r1, r1, r0)
+    str(r1, [r7, _O_NLEFT])
+    label(requant)
+    # MultiplyByQuantizedMultiplier(acc, M, left, right), exact in 32-bit words:
+    #   a = acc << left, |a| < 2^30 (converter bound); M = mh * 2^15 + ml (mh < 2^16, ml < 2^15)
+    #   a1 = a >> 15 (|a1| <= 2^15), a0 = a & 0x7FFF; h = a1*mh (|h| < 2^31), p = a1*ml
+    #   (|p| < 2^30), q = a0*mh (0 <= q < 2^31), r = a0*ml (< 2^30).
+    #   SRDHM(a, M) = floor((a*M + 2^30) / 2^31) (gemmlowp's nudge with truncation toward 0
+    #   is this floor for either sign) = floor((h + f) / 2) with
+    #   f = floor((p + q + floor(r / 2^15) + 2^15) / 2^15)
+    #     = (p >> 15) + (q >> 15) + ((p & 0x7FFF) + (q & 0x7FFF) + (r >> 15) >> 15) + 1
+    #   (inner sum < 2^17); |h + f| < 2^31 because |SRDHM| < 2^30.
+    #   RoundingDivideByPOT(s, right) = (s + ((2^right + (s >> 31)) >> 1)) >> right (ties away
+    #   from zero; right <= 30, |s| + 2^29 < 2^31).
+    mov(r7, r12)
+    ldr(r0, [r7, _O_NACC])
+    cmp(r0, 0)
+    bne(rq_one)
+    b(rq_done)
+    label(rq_one)
+    sub(r0, 1)
+    str(r0, [r7, _O_NACC])
+    ldr(r1, [r7, _O_AIDX])
+    add(r0, r1, 4)
+    str(r0, [r7, _O_AIDX])
+    add(r1, r1, r7)
+    ldr(r0, [r1, _O_ACC])
+    ldr(r1, [r7, _O_RCUR])
+    ldr(r2, [r1, 0])
+    add(r0, r0, r2)  # acc
+    ldr(r2, [r1, 8])
+    lsl(r0, r2)  # a = acc << left
+    ldr(r3, [r1, 4])  # M
+    asr(r4, r0, 15)  # a1
+    lsl(r5, r0, 17)
+    lsr(r5, r5, 17)  # a0
+    lsr(r6, r3, 15)  # mh
+    lsl(r3, r3, 17)
+    lsr(r3, r3, 17)  # ml
+    mov(r7, r4)
+    mul(r7, r6)  # h
+    mul(r4, r3)  # p
+    mul(r6, r5)  # q
+    mul(r5, r3)  # r
+    lsr(r5, r5, 15)
+    asr(r3, r4, 15)
+    lsl(r4, r4, 17)
+    lsr(r4, r4, 17)
+    add(r5, r5, r4)
+    lsr(r4, r6, 15)
+    add(r3, r3, r4)
+    lsl(r6, r6, 17)
+    lsr(r6, r6, 17)
+    add(r5, r5, r6)
+    lsr(r5, r5, 15)
+    add(r3, r3, r5)
+    add(r3, 1)  # f
+    add(r7, r7, r3)
+    asr(r7, r7, 1)  # s = SRDHM(a, M)
+    ldr(r2, [r1, 12])  # right
+    mov(r3, 1)
+    lsl(r3, r2)
+    asr(r4, r7, 31)
+    add(r3, r3, r4)
+    asr(r3, r3, 1)
+    add(r7, r7, r3)
+    asr(r7, r2)  # RoundingDivideByPOT(s, right)
+    add(r1, 16)
+    mov(r6, r12)
+    str(r1, [r6, _O_RCUR])
+    ldr(r2, [r6, _YZP])
+    add(r7, r7, r2)
+    ldr(r2, [r6, _AMIN])
+    cmp(r7, r2)
+    bge(above_min)
+    mov(r7, r2)
+    label(above_min)
+    ldr(r2, [r6, _AMAX])
+    cmp(r7, r2)
+    ble(below_max)
+    mov(r7, r2)
+    label(below_max)
+    ldr(r2, [r6, _O_YCUR])
+    strb(r7, [r2, 0])
+    add(r2, 1)
+    str(r2, [r6, _O_YCUR])
+    b(requant)
+    label(rq_done)
+    ldr(r0, [r7, _O_NLEFT])
+    cmp(r0, 0)
+    beq(row_next)
+    b(group_loop)
+    label(row_next)
+    ldr(r0, [r7, _O_XCUR])
+    ldr(r1, [r7, _XSTEP])
+    add(r0, r0, r1)
+    str(r0, [r7, _O_XCUR])
+    ldr(r0, [r7, _O_ROWSLEFT])
+    sub(r0, 1)
+    str(r0, [r7, _O_ROWSLEFT])
+    b(row_loop)
+    label(done)
+    pop({r1, r2, r3, r4})
+    mov(r8, r1)
+    mov(r9, r2)
+    mov(r10, r3)
+    mov(r11, r4)
+    mov(r0, 0)
+
+
 def wrap32(v):
     """v as a signed 32-bit word (two's complement wrap)."""
     v &= 0xFFFFFFFF
@@ -418,35 +707,50 @@ def wrap32(v):
 class Rows:
     """What one int8_rows call reads, built once at prepare: the packed weights (wq), the
     per-channel records, the scratch row and the params block p (addresses taken now: this
-    object keeps the buffers alive). Weight RAM: ceil(n_out / 8) * 8 * k bytes."""
+    object keeps the buffers alive); run is the kernel to call with p. Weight RAM: n_out * k
+    bytes. Layers whose n_out is not a multiple of GROUP (padded channels would waste loop
+    work and RAM, e.g. FC 4000 -> 4) run int8_rows4 on the original weights instead."""
 
     def __init__(self, x, x_step, w, k, n_out, bias, x_zp, m_hi, m_lo, left, right, y, rows,
                  y_zp, act_min, act_max):
-        ngrp = (n_out + GROUP - 1) // GROUP
-        wq = bytearray(ngrp * GROUP * k)
-        rec = array("i", [0] * (5 * n_out))
-        for o in range(ngrp * GROUP):
-            base = (o // GROUP) * GROUP * k + o % GROUP
-            if o >= n_out:
-                for i in range(k):
-                    wq[base + GROUP * i] = 128
-                continue
-            s = 0
-            row = o * k
-            for i in range(k):
-                v = w[row + i]
-                s += v
-                wq[base + GROUP * i] = v + 128
-            rec[5 * o] = wrap32(bias[o] - (x_zp + 128) * s)
-            rec[5 * o + 1] = m_hi[o]
-            rec[5 * o + 2] = m_lo[o]
-            rec[5 * o + 3] = left[o]
-            rec[5 * o + 4] = right[o]
-        xs = bytearray(k)
         p = array("i", [0] * N_PARAMS)
+        self.wq = self.xs = None
+        if n_out % GROUP:
+            self.run = int8_rows4
+            rec = array("i", [0] * (4 * n_out))
+            for o in range(n_out):
+                s = 0
+                for i in range(o * k, (o + 1) * k):
+                    s += w[i]
+                rec[4 * o] = wrap32(bias[o] - x_zp * s)
+                rec[4 * o + 1] = (m_hi[o] << 15) | m_lo[o]
+                rec[4 * o + 2] = left[o]
+                rec[4 * o + 3] = right[o]
+            p[_X4W >> 2] = address_of(w)
+        else:
+            self.run = int8_rows
+            wq = bytearray(n_out * k)
+            rec = array("i", [0] * (5 * n_out))
+            for o in range(n_out):
+                base = (o // GROUP) * GROUP * k + o % GROUP
+                s = 0
+                row = o * k
+                for i in range(k):
+                    v = w[row + i]
+                    s += v
+                    wq[base + GROUP * i] = v + 128
+                rec[5 * o] = wrap32(bias[o] - (x_zp + 128) * s)
+                rec[5 * o + 1] = m_hi[o]
+                rec[5 * o + 2] = m_lo[o]
+                rec[5 * o + 3] = left[o]
+                rec[5 * o + 4] = right[o]
+            xs = bytearray(k)
+            p[_WQ >> 2] = address_of(wq)
+            p[_XS >> 2] = address_of(xs)
+            p[_K4 >> 2] = k - k % 4
+            self.wq, self.xs = wq, xs
         p[_X >> 2] = address_of(x)
         p[_XSTEP >> 2] = x_step
-        p[_WQ >> 2] = address_of(wq)
         p[_K >> 2] = k
         p[_NOUT >> 2] = n_out
         p[_REC >> 2] = address_of(rec)
@@ -455,9 +759,7 @@ class Rows:
         p[_YZP >> 2] = y_zp
         p[_AMIN >> 2] = act_min
         p[_AMAX >> 2] = act_max
-        p[_XS >> 2] = address_of(xs)
-        p[_K4 >> 2] = k - k % 4
-        self.wq, self.rec, self.xs, self.p = wq, rec, xs, p
+        self.rec, self.p = rec, p
 
 
 class FullyConnectedAsm:
@@ -469,10 +771,11 @@ class FullyConnectedAsm:
         self.rows = Rows(x, n_in, w, n_in, n_out, bias, x_zp, m_hi, m_lo, left, right, y,
                          batches, y_zp, act_min, act_max)
         self.p = self.rows.p
+        self.run = self.rows.run
 
     def fully_connected(self, x, w, bias, y, batches, n_in, n_out, x_zp, y_zp, m_hi, m_lo,
                         left, right, act_min, act_max):
-        int8_rows(self.p)
+        self.run(self.p)
 
 
 def prepare(x, w, bias, y, batches, n_in, n_out, x_zp, y_zp, m_hi, m_lo, left, right,
