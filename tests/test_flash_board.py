@@ -9,16 +9,20 @@ sys.path has no /lib: flash.sh says so and its smoke inference adds it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import select
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
+import time
 import tty
 from pathlib import Path
 
@@ -96,6 +100,11 @@ class M3:
         self.proc.stdout.close()
 
 
+def _queued(fd: int) -> int:
+    """Bytes waiting to be read on a tty."""
+    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+
+
 class Relay:
     """A pty between mpremote and the board that cuts the board's power at a chosen point:
     once `marker` has gone from the host to the board followed by `extra` more bytes, or once
@@ -145,7 +154,13 @@ class Relay:
     def _cut(self) -> None:
         self.cut = True
         self.board.power_cut(self.disk)
-        os.close(self.master)  # mpremote's next read fails: the board is gone
+        # What the board sent before the cut reached the host: let mpremote read it all
+        # (closing the master discards what is still queued for the slave), then its next
+        # read fails: the board is gone.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _queued(self.slave):
+            time.sleep(0.01)
+        os.close(self.master)
 
     def close(self) -> None:
         self.thread.join(timeout=10)
