@@ -30,7 +30,9 @@ __all__ = ["SUPPORTED_OPS", "TflModel", "UnsupportedModelError", "fold_constants
 
 
 # --------------------------------------------------------------------------------------------
-# dtype policy: int8 activations; int32 ones only as the bit-packed tensors of LCE ops
+# dtype policy: int8 activations; int32 ones only as the bit-packed tensors of LCE ops; int16
+# ones (TFLite's 16x8 mode, zero point 0) for the ops with a 16x8 kernel
+INT16_OPS = ("CONV_2D", "PAD", "PADV2")
 
 
 def _check_ops(m: TflModel, ops: list[TflOp], const: dict[int, np.ndarray]
@@ -47,6 +49,12 @@ def _check_ops(m: TflModel, ops: list[TflOp], const: dict[int, np.ndarray]
         nonlocal dtype_reported
         if op is not None:
             bad.add(op.index)
+        if t.dtype == "int16" and (op is None or op.name not in INT16_OPS):
+            where = f"{op.describe()}: {role}" if op else role
+            problems.append(f"{where} tensor {t.index} {t.name!r} is int16: this is a 16x8 "
+                            "model (int16 activations); tinyrt runs int16 activations in "
+                            f"{', '.join(INT16_OPS)} only")
+            return
         if not dtype_reported:
             try:
                 refuse_dtype(m, op, t, role)
@@ -63,7 +71,8 @@ def _check_ops(m: TflModel, ops: list[TflOp], const: dict[int, np.ndarray]
                             else _unsupported_op_message(op))
             bad.add(op.index)
             continue
-        allowed = ("int8", "int32") if lce else ("int8",)
+        allowed = ("int8", "int32") if lce else (
+            ("int8", "int16") if op.name in INT16_OPS else ("int8",))
         for i in op.inputs + op.outputs:
             if i >= 0 and i not in const and m.tensors[i].dtype not in allowed:
                 dtype_problem(op, m.tensors[i], "input" if i in op.inputs else "output")
@@ -71,7 +80,7 @@ def _check_ops(m: TflModel, ops: list[TflOp], const: dict[int, np.ndarray]
                 packed.add(i)
     for role, ids in (("model input", m.inputs), ("model output", m.outputs)):
         for i in ids:
-            if m.tensors[i].dtype != "int8" and i not in packed:
+            if m.tensors[i].dtype not in ("int8", "int16") and i not in packed:
                 dtype_problem(None, m.tensors[i], role)
     return problems, bad
 
@@ -157,7 +166,11 @@ class _Importer:
         if not t.quantized:
             raise UnsupportedModelError(f"{op.describe()}: {role} {t.describe()} has no "
                                         "quantization parameters")
-        if not (t.scales[0] > 0 and -128 <= t.zero_points[0] <= 127):
+        if t.dtype == "int16" and not (t.scales[0] > 0 and t.zero_points[0] == 0):
+            raise UnsupportedModelError(f"{op.describe()}: {role} {t.describe()} has scale "
+                                        f"{t.scales[0]} and zero point {t.zero_points[0]}; "
+                                        "int16 needs a positive scale and zero point 0")
+        if t.dtype != "int16" and not (t.scales[0] > 0 and -128 <= t.zero_points[0] <= 127):
             raise UnsupportedModelError(f"{op.describe()}: {role} {t.describe()} has scale "
                                         f"{t.scales[0]} and zero point {t.zero_points[0]}; "
                                         "int8 needs a positive scale and -128 <= zp <= 127")
@@ -186,11 +199,17 @@ class _Importer:
                     f"axis {axis}")
         return w, t.scales
 
-    def bias(self, op: TflOp, k: int, n: int) -> np.ndarray | None:
+    def bias(self, op: TflOp, k: int, n: int, wide: bool = False) -> np.ndarray | None:
+        """Bias input k: int32, or with wide (16x8 ops) int32 or int64, as int64."""
         if k >= len(op.inputs) or op.inputs[k] < 0:
             return None
         b = self.value(op, k, "bias")
         t = self.t(op.inputs[k])
+        if wide and t.dtype in ("int32", "int64"):
+            if b.size != n:
+                raise UnsupportedModelError(f"{op.describe()}: bias {t.describe()} has "
+                                            f"{b.size} values for {n} channels")
+            return b.reshape(n).astype(np.int64)
         if t.dtype != "int32":
             raise UnsupportedModelError(f"{op.describe()}: bias {t.describe()} is {t.dtype}; "
                                         "int32 is required (int64 bias is for 16x8 models)")
@@ -220,13 +239,16 @@ class _Importer:
         m, g = self.m, self.g
         for i in m.inputs:
             t = self.t(i)
-            if t.dtype != "int8":
+            if t.dtype not in ("int8", "int16"):
                 continue
-            if not t.quantized or t.per_channel or not t.scales[0] > 0 \
-                    or not -128 <= t.zero_points[0] <= 127:
+            zp_ok = (t.quantized and (-128 <= t.zero_points[0] <= 127 if t.dtype == "int8"
+                                      else t.zero_points[0] == 0))
+            if not t.quantized or t.per_channel or not t.scales[0] > 0 or not zp_ok:
                 raise UnsupportedModelError(f"model input {t.describe()} needs per-tensor "
-                                            "int8 quantization parameters")
-            self.tmap[i] = g.add_activation(t.name, t.shape, self.scale(i), self.zero_point(i))
+                                            f"{t.dtype} quantization parameters"
+                                            + (" (zero point 0)" if t.dtype == "int16" else ""))
+            self.tmap[i] = g.add_activation(t.name, t.shape, self.scale(i), self.zero_point(i),
+                                            t.dtype)
         read = set()  # tensors read by an op that was converted or refused
         for op in kept:
             read.update(op.inputs)
@@ -309,6 +331,10 @@ class _Importer:
                                                 f"shape {gt.shape}, the model says {t.shape}")
                 gt.shape = tuple(t.shape)
             gt.name = t.name
+            if gt.dtype != t.dtype:
+                raise UnsupportedModelError(f"{op.describe()}: tinyrt computes a {gt.dtype} "
+                                            f"output, the model says {t.dtype} for "
+                                            f"{t.describe()}")
             self.per_tensor(op, op.outputs[k], "output")
             if (np.float32(gt.scale) != t.scales[0] or gt.zero_point != t.zero_points[0]):
                 raise UnsupportedModelError(f"{op.describe()}: output {t.describe()} has "
@@ -378,6 +404,13 @@ def _conv2d(im: _Importer, op: TflOp, name: str, build: Callable) -> int:
     if w.ndim != 4 or len(xs) != 4 or xs[3] != w.shape[3]:
         raise UnsupportedModelError(f"{op.describe()}: filter shape {w.shape} for input shape "
                                     f"{xs}; only ungrouped NHWC convolutions are supported")
+    if im.t(op.inputs[0]).dtype == "int16":  # 16x8 mode
+        from .layers.int16 import conv2d_16x8
+
+        b = im.bias(op, 2, w.shape[0], wide=True)
+        scale, _ = im.out(op)
+        return conv2d_16x8(im.g, x, w, scales, b, scale, activation=im.activation(op),
+                           name=name, **_conv_geometry(op))
     b = im.bias(op, 2, w.shape[0])
     scale, zp = im.out(op)
     return build(im.g, x, w, scales, b, scale, zp, activation=im.activation(op), name=name,

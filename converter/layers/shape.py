@@ -2,7 +2,8 @@
 
 RESHAPE  (kernel mp_runtime/tinyrt/kernels/reshape.py)
   inputs [x]  outputs [y] (new shape, x's quantization)  params []
-PAD  (kernel pad.py, TFLM pad.cc constant mode: pads with the output zero point)
+PAD  (kernel pad.py, TFLM pad.cc constant mode: pads with the output zero point; int8, or
+  int16 with zero point 0, the output taking x's dtype)
   inputs [x]  outputs [y] (x's quantization by default)  params [before_0, after_0, ...,
   after_{r-1}]
 MEAN  (kernel mean.py, TFLM reduce_common.cc EvalIntegerMean -> QuantizedMeanOrSum)
@@ -56,13 +57,17 @@ def pad(g: Graph, x: int, paddings, out_scale: float | None = None,
     xt = g.tensors[x]
     out_scale = xt.scale if out_scale is None else out_scale
     out_zero_point = xt.zero_point if out_zero_point is None else int(out_zero_point)
-    check_zero_point(out_zero_point, name)
+    if xt.dtype == "int16":  # 16x8 models: symmetric int16, the byte pairs copied
+        if out_zero_point != 0:
+            raise ValueError(f"{name}: int16 output zero point {out_zero_point}, expected 0")
+    else:
+        check_zero_point(out_zero_point, name)
     pairs = [(int(a), int(b)) for a, b in np.asarray(paddings, dtype=np.int64).reshape(-1, 2)]
     if len(pairs) != len(xt.shape) or any(a < 0 or b < 0 for a, b in pairs):
         raise ValueError(f"{name}: paddings {pairs} for shape {xt.shape}: expected one "
                          "non-negative (before, after) pair per dim")
     shape = tuple(d + a + b for d, (a, b) in zip(xt.shape, pairs))
-    y = g.add_activation(name + "/out", shape, out_scale, out_zero_point)
+    y = g.add_activation(name + "/out", shape, out_scale, out_zero_point, xt.dtype)
     g.add_op(opcodes.PAD, [x], [y], [v for p in pairs for v in p])
     return y
 

@@ -2,6 +2,9 @@
 #
 # Values through set() / tolist():
 #   int8             one int per element, in [-128, 127].
+#   int16            one int per element, in [-32768, 32767]. int16 tensors (16x8 models) live
+#                    in the same int8 buffers as byte pairs: element i is the little-endian pair
+#                    (d[2i] & 255) | d[2i + 1] << 8 (MicroPython's memoryview has no cast()).
 #   int32, packed    one int per 32-bit little-endian word, signed int32 (set() also takes the
 #                    unsigned form, [0, 2^32)). A packed tensor of logical shape (..., C) holds
 #                    (C + 31) // 32 words per row of C channels, the bits past channel C - 1
@@ -12,9 +15,10 @@
 # ShapeError saying what the tensor takes (tinyrt.explain words it, imported only then); the
 # checks cost nothing on the success path.
 from .errors import ShapeError
-from .fileformat import DTYPES, INT8, INT32, PACKED, tensor_name, tensor_shape
+from .fileformat import DTYPES, INT8, INT16, INT32, PACKED, tensor_name, tensor_shape
 
 _INT8 = DTYPES[INT8][0]
+_INT16 = DTYPES[INT16][0]
 _WORDS = (DTYPES[INT32][0], DTYPES[PACKED][0])  # dtypes set()/tolist() take as int32 words
 _QUANTIZE_LIMIT = 512.0  # |r / scale| beyond this saturates whatever the zero point
 
@@ -73,6 +77,9 @@ class Tensor:
         return self.size
 
     def __getitem__(self, i):
+        if self.dtype == _INT16:
+            d = self.data
+            return (d[i + i] & 255) | d[i + i + 1] << 8
         return self.data[i]
 
     def __repr__(self):
@@ -96,9 +103,12 @@ class Tensor:
         if self.dtype in _WORDS:
             self._set_words(values)
             return
+        if self.dtype == _INT16:
+            self._set_int16(values)
+            return
         if self.dtype != _INT8:
-            raise ShapeError("tensor %r is %s; set() takes int8, int32 and packed tensors"
-                             % (self.name, self.dtype))
+            raise ShapeError("tensor %r is %s; set() takes int8, int16, int32 and packed "
+                             "tensors" % (self.name, self.dtype))
         n = self._sized(values, "int8 values")
         d = self.data
         i = 0
@@ -115,6 +125,24 @@ class Tensor:
         from . import explain
 
         raise explain.not_int8(self, values, i)
+
+    def _set_int16(self, values):
+        n = self._sized(values, "int16 values")
+        d = self.data
+        i = 0
+        try:
+            for i in range(n):
+                v = values[i]
+                if v < -32768 or v > 32767:
+                    break
+                d[i + i] = ((v & 255) ^ 128) - 128  # the low byte, as the int8 buffer stores it
+                d[i + i + 1] = v >> 8
+            else:
+                return
+        except (TypeError, KeyError):  # not an int
+            pass
+        raise ShapeError("tensor %r (int16, shape %r) takes int16 values in [-32768, 32767]; "
+                         "item %d is %r" % (self.name, self.shape, i, values[i]))
 
     def _set_words(self, values):
         d = self.data
@@ -152,10 +180,16 @@ class Tensor:
         raise explain.not_word(self, values, k)
 
     def tolist(self):
-        """The tensor's values: int8 values, or signed int32 words (int32 and packed)."""
-        if self.dtype not in _WORDS:
-            return list(self.data)
+        """The tensor's values: int8 or int16 values, or signed int32 words (int32 and
+        packed)."""
         d = self.data
+        if self.dtype == _INT16:
+            out = []
+            for i in range(0, len(d), 2):
+                out.append((d[i] & 255) | d[i + 1] << 8)
+            return out
+        if self.dtype not in _WORDS:
+            return list(d)
         out = []
         for i in range(0, len(d), 4):
             out.append(_word(d, i))

@@ -124,11 +124,11 @@ def _strides(shape):
     return tuple(st)
 
 
-def check_activation(what, act_min, act_max):
-    """A fused activation's clamp must lie inside int8."""
-    if act_min < -128 or act_max > 127 or act_min > act_max:
-        raise ModelError("%s activation range [%d, %d] is not inside [-128, 127]"
-                         % (what, act_min, act_max))
+def check_activation(what, act_min, act_max, lo=-128, hi=127):
+    """A fused activation's clamp must lie inside the output's type, int8 (or [lo, hi])."""
+    if act_min < lo or act_max > hi or act_min > act_max:
+        raise ModelError("%s activation range [%d, %d] is not inside [%d, %d]"
+                         % (what, act_min, act_max, lo, hi))
 
 
 def elementwise_operands(model, op, what, rows):

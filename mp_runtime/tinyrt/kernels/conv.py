@@ -50,9 +50,9 @@ def axis_windows(n_out, n_in, k, stride, dilation, pad):
     return t
 
 
-def spatial_params(what, op, n_params, x, kh, kw, out_c, y):
+def spatial_params(what, op, n_params, x, kh, kw, out_c, y, lo=-128, hi=127):
     """Validate the op's geometry params against x (N, H, W, C), the filter's (KH, KW) and
-    y (N, OH, OW, OC); returns the params."""
+    y (N, OH, OW, OC), the clamp against [lo, hi] (the output type); returns the params."""
     p = op.params
     if len(p) != n_params:
         raise ModelError("%s has %d params, expected %d" % (what, len(p), n_params))
@@ -67,7 +67,7 @@ def spatial_params(what, op, n_params, x, kh, kw, out_c, y):
     want = (x.shape[0], oh, ow, out_c)
     if tuple(y.shape) != want:
         raise ModelError("%s output shape %r, expected %r" % (what, y.shape, want))
-    check_activation(what, p[n_params - 2], p[n_params - 1])
+    check_activation(what, p[n_params - 2], p[n_params - 1], lo, hi)
     return p
 
 
@@ -162,7 +162,7 @@ class Conv2D:
         self.fn = select("conv_viper", "conv2d", conv2d,
                          (x.data, w.data, bias, y.data, n, h, wd, c, out_c, kh, kw, sh, sw, dh,
                           dw, pt, pl, oh, ow, x.zero_point, y.zero_point, m_hi, m_lo, left,
-                          right, a_min, a_max))
+                          right, a_min, a_max, model.mode == "whole file"))
         self.impl = chosen["conv2d"]
         if self.impl == "asm":
             drop_reference_tables(self)
@@ -176,4 +176,8 @@ class Conv2D:
 
 
 def prepare(model, op):
+    if model.tensors[op.inputs[0]].dtype == "int16":  # 16x8 mode: its own module
+        from .conv16 import prepare as prepare_16x8
+
+        return prepare_16x8(model, op)
     return Conv2D(model, op)

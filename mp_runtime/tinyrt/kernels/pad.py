@@ -4,7 +4,10 @@
 #   params:  before_0, after_0, ..., before_{r-1}, after_{r-1} (2r values, each >= 0)
 # The padding value is y's zero point (TFLM: output zero point, i.e. real 0); x's raw int8
 # values are copied unchanged (TFLM does not requantize).
+# int16 x and y (16x8 models, zero point 0): the byte pairs of int16 elements are copied as
+# int8 bytes, the innermost dim counted in bytes (twice its size and padding), padding 0.
 from ..errors import ModelError
+from ..fileformat import INT8, INT16
 from .common import tensor
 
 
@@ -28,8 +31,10 @@ def pad(x, y, in_dims, out_dims, before, value):
 
 class Pad:
     def __init__(self, model, op):
-        x = tensor(model, op, 0, "input")
-        y = tensor(model, op, ~0, "output")
+        x = model.tensors[op.inputs[0]]
+        dtype = INT16 if x.dtype == "int16" else INT8
+        x = tensor(model, op, 0, "input", dtype)
+        y = tensor(model, op, ~0, "output", dtype)
         r = len(x.shape)
         p = op.params
         if len(y.shape) != r or len(p) != 2 * r:
@@ -44,12 +49,19 @@ class Pad:
                                  % (i, y.shape[i], p[2 * i], x.shape[i], p[2 * i + 1]))
         if y.zero_point < -128 or y.zero_point > 127:
             raise ModelError("PAD output zero point %d is not an int8" % y.zero_point)
+        if dtype == INT16 and y.zero_point != 0:
+            raise ModelError("PAD int16 output zero point %d, expected 0" % y.zero_point)
         ext = (1,) * (4 - r)
         before = [0] * (4 - r)
         for i in range(r):
             before.append(p[2 * i])
-        self.args = (x.data, y.data, ext + tuple(x.shape), ext + tuple(y.shape), tuple(before),
-                     y.zero_point)
+        xs = list(ext + tuple(x.shape))
+        ys = list(ext + tuple(y.shape))
+        if dtype == INT16:  # byte pairs: the innermost dim in bytes
+            xs[3] *= 2
+            ys[3] *= 2
+            before[3] *= 2
+        self.args = (x.data, y.data, tuple(xs), tuple(ys), tuple(before), y.zero_point)
 
     def eval(self):
         x, y, in_dims, out_dims, before, value = self.args
