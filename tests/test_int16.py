@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import pytest
@@ -15,8 +17,9 @@ from tinyrt.requant16 import SATURATED, multiply_by_quantized_multiplier_64
 
 from converter.tflite_import import import_tflite
 from converter.writer import serialize
-from host_sim.device import invoke_models_with_kernels
+from host_sim.device import invoke_models, invoke_models_with_kernels
 from host_sim.emulated import EMULATED
+from host_sim.oracle import tflm
 
 from .conftest import SHARED_MODELS
 
@@ -50,8 +53,9 @@ def test_seanet_models_bit_exact(interpreter):
 
 
 def _exact(a: int, rm: int, ts: int) -> int:
-    """TFLM's int64 MultiplyByQuantizedMultiplier on Python ints."""
-    return (a * rm + (1 << (ts - 1))) >> ts
+    """TFLM's int64 MultiplyByQuantizedMultiplier on Python ints, cast to int32 (wraps)."""
+    r = ((a * rm + (1 << (ts - 1))) >> ts) & 0xFFFFFFFF
+    return r - (1 << 32) if r >> 31 else r
 
 
 def test_requant64_limbs_match_exact_integers():
@@ -70,3 +74,92 @@ def test_requant64_limbs_match_exact_integers():
             assert got == want, (a, rm, ts)
         else:
             assert (got >= SATURATED) if want > 0 else (got <= -SATURATED), (a, rm, ts, got)
+
+
+# --- differential cases against tflite-micro ------------------------------------------------
+# Each case is one op in a .tflite built by host_sim/oracle/tflm.py, converted by
+# `tinyrt convert`'s importer; TFLM's outputs on random int16 inputs (over the whole range) are
+# the reference. Cases are drawn from a seeded generator; every interpreter runs them all in one
+# process (the shapes are small: the emulated boards take well under a second per case).
+
+
+@dataclass
+class Diff:
+    what: str
+    tflite: bytes
+    xs: list[list[np.ndarray]]  # examples: one array per model input
+
+
+def _x16(rnd: np.random.Generator, shape) -> np.ndarray:
+    return rnd.integers(-32768, 32768, size=shape, dtype=np.int64).astype(np.int16)
+
+
+def conv_case(rnd: np.random.Generator, k: int) -> Diff:
+    """CONV_2D 16x8: shapes, strides, dilations, padding, activation, per-channel scales and an
+    int64 bias drawn (a few cases with biases near TFLM's limits, and without bias)."""
+    c, oc = int(rnd.integers(1, 5)), int(rnd.integers(1, 5))
+    kh, kw = int(rnd.integers(1, 4)), int(rnd.integers(1, 4))
+    h, w = int(rnd.integers(kh, 7)), int(rnd.integers(kw, 7))
+    stride = (int(rnd.integers(1, 3)), int(rnd.integers(1, 3)))
+    dil = (1, 1) if k % 3 else (int(rnd.integers(1, 3)), int(rnd.integers(1, 3)))
+    padding = "SAME" if k % 2 else "VALID"
+    if padding == "VALID":
+        h, w = max(h, (kh - 1) * dil[0] + 1), max(w, (kw - 1) * dil[1] + 1)
+    act = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"][k % 4]
+    x_scale = float(rnd.uniform(1e-4, 1e-2))
+    w_scale = [float(s) for s in rnd.uniform(1e-3, 2e-2, size=oc)]
+    y_scale = float(x_scale * max(w_scale) * np.sqrt(kh * kw * c) * rnd.uniform(2.0, 40.0))
+    wts = rnd.integers(-127, 128, size=(oc, kh, kw, c), dtype=np.int64).astype(np.int8)
+    bias_max = [1 << 20, 1 << 30, (1 << 40)][k % 3]
+    bias = rnd.integers(-bias_max, bias_max, size=oc, dtype=np.int64)
+    T = tflm.TTensor
+    tensors = [T("x", (1, h, w, c), "int16", x_scale, 0),
+               T("w", wts.shape, "int8", w_scale, 0, 0, wts),
+               T("b", (oc,), "int64", [x_scale * s for s in w_scale], 0, 0, bias)]
+    oh = -(-h // stride[0]) if padding == "SAME" else (h - (kh - 1) * dil[0] - 1) // stride[0] + 1
+    ow = -(-w // stride[1]) if padding == "SAME" else (w - (kw - 1) * dil[1] - 1) // stride[1] + 1
+    tensors.append(T("y", (1, oh, ow, oc), "int16", y_scale, 0))
+    opts = {"padding": padding, "stride_h": stride[0], "stride_w": stride[1],
+            "dilation_h_factor": dil[0], "dilation_w_factor": dil[1],
+            "fused_activation_function": act}
+    model = tflm.build_tflite(tensors, [tflm.TOp("CONV_2D", [0, 1, 2], [3], opts)], [0], [3])
+    return Diff(f"conv {k}: x {tensors[0].shape} w {wts.shape} {padding} s{stride} d{dil} "
+                f"{act} |b|<{bias_max}", model, [[_x16(rnd, (1, h, w, c))] for _ in range(2)])
+
+
+def pad_case(rnd: np.random.Generator, k: int) -> Diff:
+    r = int(rnd.integers(1, 5))
+    shape = tuple(int(d) for d in rnd.integers(1, 4, size=r))
+    pads = rnd.integers(0, 3, size=(r, 2)).astype(np.int32)
+    T = tflm.TTensor
+    out = tuple(int(d + a + b) for d, (a, b) in zip(shape, pads))
+    tensors = [T("x", shape, "int16", 0.001, 0), T("p", pads.shape, "int32", None, 0, 0, pads),
+               T("y", out, "int16", 0.001, 0)]
+    model = tflm.build_tflite(tensors, [tflm.TOp("PAD", [0, 1], [2])], [0], [2])
+    return Diff(f"pad {k}: {shape} {pads.tolist()}", model, [[_x16(rnd, shape)]])
+
+
+CASES = {"CONV_2D": (conv_case, 24), "PAD": (pad_case, 12)}
+
+
+@cache
+def diff_cases() -> tuple[list[Diff], list[list[list[np.ndarray]]]]:
+    """Every op's cases and TFLM's outputs for them."""
+    rnd = np.random.default_rng(1613)
+    cases = [make(rnd, k) for make, n in CASES.values() for k in range(n)]
+    refs = [[tflm.run_tflm(c.tflite, ex) for ex in c.xs] for c in cases]
+    return cases, refs
+
+
+def test_16x8_ops_match_tflite_micro(interpreter):
+    cases, refs = diff_cases()
+    models = [(serialize(import_tflite(c.tflite)), c.xs) for c in cases]
+    outs = invoke_models(models, interpreter)
+    counts: dict[str, int] = {}
+    for c, got, want in zip(cases, outs, refs, strict=True):
+        for k, (g, r) in enumerate(zip(got, want, strict=True)):
+            for gi, ri in zip(g, r, strict=True):
+                assert np.array_equal(gi, np.asarray(ri).ravel()), f"{c.what} example {k}"
+        op = c.what.split()[0]
+        counts[op] = counts.get(op, 0) + 1
+    print(interpreter, counts)

@@ -11,10 +11,12 @@
 # |bias| < 2^43 and the number of products K < 2^21: |hi| <= 2^28 + K * 2^7 + 1).
 # The product A * rm + 2^(ts-1) is formed in 15-bit limbs, each partial product < 2^30.
 #
-# The kernels clamp the result to int16 (act_min, act_max within [-32768, 32767]), so beyond
-# +-2^16 only the sign matters: there the function may return +-2^16 instead of the exact value
-# (|v| < 2^30 always). (TFLM assumes the result fits int32; where it would not, its C++
-# truncates and this saturates.)
+# TFLM returns static_cast<int32_t> of the shifted int64: a result beyond int32 wraps modulo
+# 2^32 (TFLM's DCHECK assumes it does not happen; biases near 2^40 make it happen, and TFLM's
+# outputs then show the wrapped value clamped). This function returns that wrapped int32 value
+# w exactly when |w| < 2^16; beyond, the kernels clamp to int16 (act_min, act_max within
+# [-32768, 32767]) so only the sign matters, and it may return +-2^16 instead (|v| < 2^30
+# always).
 
 _MASK15 = 0x7FFF
 SATURATED = 65536  # 2^16: returned (with the sign) for results outside [-2^16, 2^16]
@@ -22,8 +24,8 @@ SATURATED = 65536  # 2^16: returned (with the sign) for results outside [-2^16, 
 
 def multiply_by_quantized_multiplier_64(hi, lo, rm, ts):
     """TFLM's int64 MultiplyByQuantizedMultiplier of A = hi * 2^15 + lo (0 <= lo < 2^15,
-    |hi| < 2^29), rm in [0, 0x7FFF], ts in [8, 46]; exact when |result| < 2^16, else a value
-    of the same sign with magnitude >= 2^16."""
+    |hi| < 2^29), rm in [0, 0x7FFF], ts in [8, 46], wrapped to int32 as TFLM's cast does:
+    exact when that is in (-2^16, 2^16), else a value of its sign with magnitude >= 2^16."""
     h1 = hi >> 15  # |h1| < 2^14; A = h1 * 2^30 + h0 * 2^15 + lo
     h0 = hi & _MASK15
     t0 = lo * rm  # < 2^30 - 2^16 + 1: weight 2^0
@@ -44,6 +46,11 @@ def multiply_by_quantized_multiplier_64(hi, lo, rm, ts):
     if ts >= 30:
         return t2 >> (ts - 30)  # the low 30 bits cannot carry into the quotient
     e = 30 - ts  # 1..22: result in [t2 * 2^e, (t2 + 1) * 2^e)
+    if e > 1:  # wrap to int32: t2 to signed 32 - e bits (e == 1: |t2| < 2^30 already is)
+        half = 1 << (31 - e)  # <= 2^29
+        t2 &= (half - 1) | half  # t2 mod 2^(32 - e), < 2^30
+        if t2 >= half:
+            t2 = t2 - half - half
     limit = 1 << (16 - e) if e < 16 else 1
     if t2 >= limit:  # result >= 2^16
         return SATURATED
