@@ -32,7 +32,7 @@ __all__ = ["SUPPORTED_OPS", "TflModel", "UnsupportedModelError", "fold_constants
 # --------------------------------------------------------------------------------------------
 # dtype policy: int8 activations; int32 ones only as the bit-packed tensors of LCE ops; int16
 # ones (TFLite's 16x8 mode, zero point 0) for the ops with a 16x8 kernel
-INT16_OPS = ("CONV_2D", "PAD", "PADV2")
+INT16_OPS = ("CONV_2D", "FULLY_CONNECTED", "PAD", "PADV2")
 
 
 def _check_ops(m: TflModel, ops: list[TflOp], const: dict[int, np.ndarray]
@@ -377,6 +377,13 @@ def _fully_connected(im: _Importer, op: TflOp, name: str, build: Callable) -> in
     if w.ndim != 2:
         raise UnsupportedModelError(f"{op.describe()}: weights shape {w.shape}, expected 2-D")
     x = im.x(op, 0)
+    if im.t(op.inputs[0]).dtype == "int16":  # 16x8 mode
+        from .layers.int16 import fully_connected_16x8
+
+        b = im.bias(op, 2, w.shape[0], wide=True)
+        scale, _ = im.out(op)
+        return fully_connected_16x8(im.g, x, w, scales, b, scale, activation=im.activation(op),
+                                    name=name)
     b = im.bias(op, 2, w.shape[0])
     scale, zp = im.out(op)
     return build(im.g, x, w, scales, b, scale, zp, activation=im.activation(op), name=name)

@@ -139,7 +139,28 @@ def pad_case(rnd: np.random.Generator, k: int) -> Diff:
     return Diff(f"pad {k}: {shape} {pads.tolist()}", model, [[_x16(rnd, shape)]])
 
 
-CASES = {"CONV_2D": (conv_case, 24), "PAD": (pad_case, 12)}
+def fc_case(rnd: np.random.Generator, k: int) -> Diff:
+    """FULLY_CONNECTED 16x8, per-tensor weights, int64 bias (large in some cases)."""
+    batches, n_in, n_out = int(rnd.integers(1, 4)), int(rnd.integers(1, 300)), \
+        int(rnd.integers(1, 6))
+    act = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"][k % 4]
+    x_scale, w_scale = float(rnd.uniform(1e-4, 1e-2)), float(rnd.uniform(1e-3, 2e-2))
+    y_scale = float(x_scale * w_scale * np.sqrt(n_in) * rnd.uniform(2.0, 40.0))
+    wts = rnd.integers(-127, 128, size=(n_out, n_in), dtype=np.int64).astype(np.int8)
+    bias_max = [1 << 20, 1 << 30, (1 << 40)][k % 3]
+    bias = rnd.integers(-bias_max, bias_max, size=n_out, dtype=np.int64)
+    T = tflm.TTensor
+    tensors = [T("x", (batches, n_in), "int16", x_scale, 0),
+               T("w", wts.shape, "int8", w_scale, 0, 0, wts),
+               T("b", (n_out,), "int64", x_scale * w_scale, 0, 0, bias),
+               T("y", (batches, n_out), "int16", y_scale, 0)]
+    op = tflm.TOp("FULLY_CONNECTED", [0, 1, 2], [3], {"fused_activation_function": act})
+    model = tflm.build_tflite(tensors, [op], [0], [3])
+    return Diff(f"fc {k}: {batches}x{n_in} -> {n_out} {act} |b|<{bias_max}", model,
+                [[_x16(rnd, (batches, n_in))] for _ in range(2)])
+
+
+CASES = {"CONV_2D": (conv_case, 24), "FULLY_CONNECTED": (fc_case, 16), "PAD": (pad_case, 12)}
 
 
 @cache

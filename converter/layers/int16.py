@@ -8,6 +8,10 @@ CONV_2D 16x8  (kernel mp_runtime/tinyrt/kernels/conv16.py, chosen by the int16 i
   TFLM's int64 MultiplyByQuantizedMultiplier: rm = min((M + 2^15) >> 16, 0x7FFF),
   ts = 15 - shift, with (M, shift) = QuantizeMultiplier(double in_scale * w_scale[c] /
   out_scale) as PopulateConvolutionQuantizationParams computes them.
+FULLY_CONNECTED 16x8  (kernel fully_connected16.py)
+  inputs [x int16, weights int8 (n_out, n_in), bias int32 (n_out, 2) or -1,
+          requant int32 (n_out | 1, 2)]  outputs [y int16 (batches, n_out)]  params [act_min,
+          act_max]; bias and requant rows as CONV_2D 16x8.
 """
 
 from __future__ import annotations
@@ -104,4 +108,28 @@ def conv2d_16x8(g: Graph, x: int, weights: np.ndarray, weight_scales, bias, out_
     y = g.add_activation(name + "/out", (xt.shape[0], geo[6], geo[7], out_c), out_scale, 0,
                          "int16")
     g.add_op(opcodes.CONV_2D, [x, wi, bi, qi], [y], geo + [lo, hi])
+    return y
+
+
+def fully_connected_16x8(g: Graph, x: int, weights: np.ndarray, weight_scales, bias,
+                         out_scale: float, activation: str = "NONE", name: str = "fc") -> int:
+    """y = requant64(x @ w.T + b), x and y int16 (zero point 0), weights int8 (n_out, n_in)
+    per tensor or per row, bias int64 (n_out) or None."""
+    xt = _check_int16_input(g, x, name)
+    w = np.asarray(weights, dtype=np.int8)
+    if w.ndim != 2:
+        raise ValueError(f"{name}: weights shape {w.shape}, expected (n_out, n_in)")
+    n_out, n_in = w.shape
+    size = int(np.prod(xt.shape))
+    if size % n_in or n_in >= PRODUCTS_LIMIT:
+        raise ValueError(f"{name}: input shape {xt.shape} does not fit weights {w.shape}")
+    scales = _scales(name, weight_scales, n_out)
+    lo, hi = activation_range_16(activation, out_scale)
+    rows = requant_rows_64(f32(xt.scale) * f32(scales) / f32(out_scale))
+    brows = bias_rows_64(name, bias, n_out)
+    wi = g.add_const(name + "/weights", w, "int8", float(scales[0]), 0, scales.size > 1)
+    bi = -1 if brows is None else g.add_const(name + "/bias", brows, "int32")
+    qi = g.add_const(name + "/requant", rows, "int32")
+    y = g.add_activation(name + "/out", (size // n_in, n_out), out_scale, 0, "int16")
+    g.add_op(opcodes.FULLY_CONNECTED, [x, wi, bi, qi], [y], [lo, hi])
     return y

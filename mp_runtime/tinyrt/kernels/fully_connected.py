@@ -58,8 +58,10 @@ class FullyConnected:
         self.q = requant_table(model, q, n_out)
         self.act = op.params[0], op.params[1]
         m_hi, m_lo, left, right = self.q
+        # the asm twin may repack the weights into RAM only when the whole file is there
         self.fn = select("fully_connected_viper", "fully_connected", fully_connected,
-                         self.args + (m_hi, m_lo, left, right) + self.act)
+                         self.args + (m_hi, m_lo, left, right) + self.act
+                         + (model.mode == "whole file",))
         self.impl = chosen["fully_connected"]
         if self.impl == "asm":
             drop_reference_tables(self)
@@ -72,4 +74,8 @@ class FullyConnected:
 
 
 def prepare(model, op):
+    if model.tensors[op.inputs[0]].dtype == "int16":  # 16x8 mode: its own module
+        from .fully_connected16 import prepare as prepare_16x8
+
+        return prepare_16x8(model, op)
     return FullyConnected(model, op)
