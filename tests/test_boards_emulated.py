@@ -93,3 +93,43 @@ def test_a_failing_twin_raises_in_strict_mode_and_is_named_in_summary(board):
     notes = [ln for ln in out if ln.strip().startswith("note:")]
     assert notes == ["  note: conv2d runs slower than it could: asm twin failed: TypeError: "
                      "no bytearray * int here"], out
+
+
+# The same model with and without repacked weights (fast.repack): identical outputs, asm
+# either way, and the repacked copy held in RAM.
+REPACK = r"""
+import gc, json, tinyrt, tinyrt.fast as fast
+x = json.loads(open("x.json").read())
+
+def once(flag):  # a function: the script's own frame would keep the first model alive
+    fast.repack(flag)
+    gc.collect()
+    f0 = gc.mem_free()
+    m = tinyrt.load("m.trt", stream=False)  # the whole file in RAM: repacking is allowed
+    gc.collect()
+    held = f0 - gc.mem_free()
+    print(json.dumps([flag, held, [k.impl for k in m.kernels], m.invoke(x).tolist()]))
+
+once(False)  # imports the kernel modules: the next two hold only the model
+once(False)
+once(True)
+"""
+
+
+@pytest.mark.parametrize("board", EMULATED)
+def test_repacked_weights_give_the_same_outputs(board):
+    """digits_cnn_int8 (its CONV_2D layers have 8 and 16 channels: the repacked kernel's
+    groups of 8); kws would not hold its 22 KB of copies beside a second load on m0."""
+    import numpy as np
+
+    from converter.tflite_import import import_tflite
+
+    name = "digits_cnn_int8"
+    model = writer.serialize(import_tflite((SHARED_MODELS / f"{name}.tflite").read_bytes()))
+    io = np.load(SHARED_MODELS / f"{name}_io.npz")
+    x = io["x"][0].ravel().astype(int).tolist()
+    out = run(REPACK, board, files={"m.trt": model, "x.json": json.dumps(x)}).stdout
+    (_, plain, k0, y0), (_, packed, k1, y1) = [json.loads(ln) for ln in out.splitlines()[1:]]
+    assert y0 == y1 == io["y"][0].ravel().astype(int).tolist()
+    assert k0 == k1 and "asm" in k0
+    assert packed > plain  # the repacked copies are held in RAM

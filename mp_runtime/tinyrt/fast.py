@@ -25,6 +25,7 @@ def native_arch():
 
 _enabled = [True]
 _strict = [False]
+_repack = [False]
 arch = [native_arch()]  # tests may set arch[0] (host_sim.cortexm emulates ARM on CPython)
 chosen = {}  # kernel function name -> "asm" | "viper" | "reference", as selected
 fallback = {}  # kernel function name -> why a twin that should run was passed over
@@ -35,6 +36,19 @@ def enable(flag, strict=False):
     a twin that fails to import or prepare raises instead of falling back (tests use it)."""
     _enabled[0] = bool(flag)
     _strict[0] = bool(strict)
+
+
+def repack(flag):
+    """Let asm twins copy a layer's weights into RAM, repacked for a faster loop, for models
+    loaded from now on whose whole file is in RAM: ~8 % fewer instructions on kws_ref_model
+    for 22 KB more RAM (n_out x k bytes per CONV_2D / FULLY_CONNECTED layer). Off by default:
+    a board's RAM is for the model."""
+    _repack[0] = bool(flag)
+
+
+def may_repack(model):
+    """Whether the asm twins of `model`'s layers may keep repacked copies of its weights."""
+    return _repack[0] and model.mode == "whole file"
 
 
 def asm_active():

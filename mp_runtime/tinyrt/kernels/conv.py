@@ -22,7 +22,7 @@
 from array import array
 
 from ..errors import ModelError
-from ..fast import chosen, select
+from ..fast import chosen, may_repack, select
 from ..fileformat import INT32
 from ..requant import multiply_by_quantized_multiplier
 from .common import check_activation, drop_reference_tables, int32_values, requant_table, tensor
@@ -162,7 +162,7 @@ class Conv2D:
         self.fn = select("conv_viper", "conv2d", conv2d,
                          (x.data, w.data, bias, y.data, n, h, wd, c, out_c, kh, kw, sh, sw, dh,
                           dw, pt, pl, oh, ow, x.zero_point, y.zero_point, m_hi, m_lo, left,
-                          right, a_min, a_max, model.mode == "whole file"))
+                          right, a_min, a_max, may_repack(model)))
         self.impl = chosen["conv2d"]
         if self.impl == "asm":
             drop_reference_tables(self)

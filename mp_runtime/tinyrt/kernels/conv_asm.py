@@ -117,13 +117,13 @@ class Conv2DAsm:
     tables and params blocks; conv2d() has the reference function's signature."""
 
     def __init__(self, x, w, bias, y, n, h, wd, c, out_c, kh, kw, sh, sw, dh, dw, pt, pl, oh,
-                 ow, x_zp, y_zp, m_hi, m_lo, left, right, act_min, act_max):
+                 ow, x_zp, y_zp, m_hi, m_lo, left, right, act_min, act_max, copy=True):
         k = kh * kw * c
         self.direct = kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0 \
             and oh == h and ow == wd
         if self.direct:
             self.rows = Rows(x, c, w, k, out_c, bias, x_zp, m_hi, m_lo, left, right, y,
-                             n * h * wd, y_zp, act_min, act_max)
+                             n * h * wd, y_zp, act_min, act_max, copy)
             self.pd = self.rows.p
             self.run = self.rows.run
             return
@@ -152,7 +152,7 @@ class Conv2DAsm:
         pg[7] = x_zp
         pg[8] = address_of(self.scratch)
         self.rows = Rows(self.scratch, k, w, k, out_c, bias, x_zp, m_hi, m_lo, left, right, y,
-                         chunk, y_zp, act_min, act_max)
+                         chunk, y_zp, act_min, act_max, copy)
         self.pd = self.rows.p
         self.run = self.rows.run
         self.geom = (n, h * wd * c, oh, ow, kh, kw, out_c, address_of(x), address_of(y),
@@ -189,8 +189,9 @@ class Conv2DAsm:
 
 
 def prepare(x, w, bias, y, n, h, wd, c, out_c, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, x_zp,
-            y_zp, m_hi, m_lo, left, right, act_min, act_max):
+            y_zp, m_hi, m_lo, left, right, act_min, act_max, copy=True):
+    """copy: the weights may be copied into RAM (repacked for the faster kernel)."""
     if kh * kw * c < 1:
         return None
     return Conv2DAsm(x, w, bias, y, n, h, wd, c, out_c, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow,
-                     x_zp, y_zp, m_hi, m_lo, left, right, act_min, act_max)
+                     x_zp, y_zp, m_hi, m_lo, left, right, act_min, act_max, copy)

@@ -8,7 +8,7 @@
 from array import array
 
 from ..errors import ModelError
-from ..fast import chosen, select
+from ..fast import chosen, may_repack, select
 from ..fileformat import INT32
 from ..requant import multiply_by_quantized_multiplier
 from .common import check_activation, check_zero_points, drop_reference_tables, \
@@ -58,10 +58,9 @@ class FullyConnected:
         self.q = requant_table(model, q, n_out)
         self.act = op.params[0], op.params[1]
         m_hi, m_lo, left, right = self.q
-        # the asm twin may repack the weights into RAM only when the whole file is there
         self.fn = select("fully_connected_viper", "fully_connected", fully_connected,
                          self.args + (m_hi, m_lo, left, right) + self.act
-                         + (model.mode == "whole file",))
+                         + (may_repack(model),))
         self.impl = chosen["fully_connected"]
         if self.impl == "asm":
             drop_reference_tables(self)

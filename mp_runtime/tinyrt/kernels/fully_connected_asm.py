@@ -709,13 +709,15 @@ class Rows:
     per-channel records, the scratch row and the params block p (addresses taken now: this
     object keeps the buffers alive); run is the kernel to call with p. Weight RAM: n_out * k
     bytes. Layers whose n_out is not a multiple of GROUP (padded channels would waste loop
-    work and RAM, e.g. FC 4000 -> 4) run int8_rows4 on the original weights instead."""
+    work and RAM, e.g. FC 4000 -> 4) run int8_rows4 on the original weights instead, and so
+    do all layers when copy is False: a model whose weights are streamed or used in place from
+    flash keeps them out of RAM (Model.mode)."""
 
     def __init__(self, x, x_step, w, k, n_out, bias, x_zp, m_hi, m_lo, left, right, y, rows,
-                 y_zp, act_min, act_max):
+                 y_zp, act_min, act_max, copy=True):
         p = array("i", [0] * N_PARAMS)
         self.wq = self.xs = None
-        if n_out % GROUP:
+        if n_out % GROUP or not copy:
             self.run = int8_rows4
             rec = array("i", [0] * (4 * n_out))
             for o in range(n_out):
@@ -767,9 +769,9 @@ class FullyConnectedAsm:
     the reference function's signature and runs the whole layer in one asm call."""
 
     def __init__(self, x, w, bias, y, batches, n_in, n_out, x_zp, y_zp, m_hi, m_lo, left,
-                 right, act_min, act_max):
+                 right, act_min, act_max, copy=True):
         self.rows = Rows(x, n_in, w, n_in, n_out, bias, x_zp, m_hi, m_lo, left, right, y,
-                         batches, y_zp, act_min, act_max)
+                         batches, y_zp, act_min, act_max, copy)
         self.p = self.rows.p
         self.run = self.rows.run
 
@@ -779,8 +781,9 @@ class FullyConnectedAsm:
 
 
 def prepare(x, w, bias, y, batches, n_in, n_out, x_zp, y_zp, m_hi, m_lo, left, right,
-            act_min, act_max):
+            act_min, act_max, copy=True):
+    """copy: the weights may be copied into RAM (repacked for the faster kernel)."""
     if n_in < 1:
         return None
     return FullyConnectedAsm(x, w, bias, y, batches, n_in, n_out, x_zp, y_zp, m_hi, m_lo,
-                             left, right, act_min, act_max)
+                             left, right, act_min, act_max, copy)
