@@ -211,3 +211,21 @@ def test_hypothesis_mutations_in_process(data):
         assert bytes(m.file.buf) == before, "invoke() wrote outside the arena"
     except tinyrt.TinyrtError:
         pass
+
+
+TFLITE_PROBE = r"""
+import tinyrt
+try:
+    tinyrt.load("model.tflite")
+except tinyrt.ModelError as e:
+    print("ModelError: " + str(e))
+"""
+
+
+def test_a_tflite_file_is_named_and_the_fix_given(interpreter):
+    from tests.conftest import SHARED_MODELS
+
+    tflite = (SHARED_MODELS / "hello_world_int8.tflite").read_bytes()
+    out = run(TFLITE_PROBE, interpreter, files={"model.tflite": tflite}).stdout.strip()
+    assert out.startswith("ModelError: not a tinyrt model"), out
+    assert "TensorFlow Lite model (.tflite)" in out and "`tinyrt convert MODEL.tflite`" in out

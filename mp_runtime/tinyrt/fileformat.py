@@ -231,6 +231,14 @@ except ImportError:  # pragma: no cover - firmware without binascii.crc32
     _crc_fn = _crc32_bytecode
 
 
+def _not_a_model(buf, magic):
+    hint = ""
+    if bytes(buf[4:8]) == b"TFL3":  # a TensorFlow Lite flatbuffer's file identifier
+        hint = (": this is a TensorFlow Lite model (.tflite); convert it on a computer with "
+                "`tinyrt convert MODEL.tflite` and copy the .trt file to the board")
+    return ModelError("not a tinyrt model: magic %r, expected %r%s" % (magic, MAGIC, hint))
+
+
 def read_model(buf, file_bytes=None):
     """Parse and validate a model file held in `buf` (any buffer). Raises ModelError.
 
@@ -246,7 +254,7 @@ def read_model(buf, file_bytes=None):
                          % (held, HEADER_SIZE))
     magic, version, n_sections, file_bytes, table_crc = struct.unpack_from(HEADER_FMT, buf, 0)
     if magic != MAGIC:
-        raise ModelError("not a tinyrt model: magic %r, expected %r" % (magic, MAGIC))
+        raise _not_a_model(buf, magic)
     if version == 0 or version > FORMAT_VERSION:
         raise ModelError("format version %d: this tinyrt reads version %d%s"
                          % (version, FORMAT_VERSION,
@@ -319,7 +327,7 @@ def read_layout(head):
                          % (len(head), HEADER_SIZE))
     magic, version, n_sections, file_bytes, _ = struct.unpack_from(HEADER_FMT, head, 0)
     if magic != MAGIC:
-        raise ModelError("not a tinyrt model: magic %r, expected %r" % (magic, MAGIC))
+        raise _not_a_model(head, magic)
     spans = {}
     for i in range(min(n_sections, MAX_SECTIONS)):
         pos = HEADER_SIZE + SECTION_SIZE * i

@@ -300,6 +300,13 @@ def _elements(shape):
     return n
 
 
+class _Rows(list):
+    """profile()'s [(op name, us)]: printed as a table already, so its repr is one line."""
+
+    def __repr__(self):
+        return "<profile of %d layers: the table above>" % len(self)
+
+
 class Model:
     """A loaded model. `f` is the open model file when the weights are streamed from it,
     `flash` the memory-mapped file (tinyrt.romfs.Flash) when they are used in place."""
@@ -525,8 +532,9 @@ class Model:
                                                t.shape))
 
     def profile(self, runs=1):
-        """Run invoke() `runs` times timing each layer; print and return [(name, us)].
-        With streamed weights a layer's time includes reading its weights from the file."""
+        """Run invoke() `runs` times timing each layer; print and return [(name, us)] (a list
+        that the REPL does not echo: the table is already printed). With streamed weights a
+        layer's time includes reading its weights from the file."""
         if self.closed:
             from .explain import closed
 
@@ -544,7 +552,7 @@ class Model:
         total = 0
         for t in times:
             total += t
-        rows = []
+        rows = _Rows()
         for i, op in enumerate(self.file.ops):
             us = times[i] // runs
             rows.append((opcodes.name(op.opcode), us))
