@@ -17,14 +17,15 @@
 from .fileformat import ALIGN
 
 try:
-    from uctypes import ARRAY, INT8, addressof, struct
+    import uctypes
 except ImportError:  # CPython (the host simulator), or firmware without uctypes: no in place
-    struct = None
+    uctypes = None  # type: ignore[assignment]
 
 
-if struct is not None:
+if uctypes is not None:
+    ARRAY, INT8, addressof = uctypes.ARRAY, uctypes.INT8, uctypes.addressof
 
-    class Int8View(struct):
+    class Int8View(uctypes.struct):
         """n signed int8 values at a flash address: indexes like a memoryview of an
         array('b') (no slices), len() and iteration for tolist()/repr()."""
 
@@ -59,7 +60,7 @@ class Flash:
 def map_file(path):
     """The model file at `path` as a Flash, or None when its filesystem does not map files
     (every filesystem but ROMFS) or this firmware lacks uctypes."""
-    if struct is None:
+    if uctypes is None:
         return None
     try:
         f = open(path, "rb")
