@@ -484,7 +484,9 @@ def flash(args: argparse.Namespace) -> None:
         say(f"removed stale {path}")
 
     try:
-        out = mpremote(port, "exec", f"MODEL = {remote_model!r}\n" + SMOKE)
+        # after a soft reset: the heap as the board's next boot will have it, not as this
+        # session's copying and hashing left it (fragmented, the model would load streamed)
+        out = mpremote(port, "soft-reset", "+", "exec", f"MODEL = {remote_model!r}\n" + SMOKE)
     except MpremoteError as e:
         raise FlashError(f"the files are on the board but the smoke inference failed: {e}"
                          ) from None
