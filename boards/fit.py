@@ -11,6 +11,9 @@ firmware has no Thumb assembler and runs viper, so it is measured with asm off
 so a board's runtime figure is the m0 figure plus the size difference of the imported modules'
 .mpy files (the board's arch minus armv6m): such figures are reported as scaled. A mode that
 does not load within m0's heap is extrapolated from what was measured, and marked so.
+m0 runs tinyrt from ROMFS (bytecode in place); flash.sh installs it on the board's filesystem,
+from which imports read the bytecode into RAM too: boards.fs_runtime measures that on m3 and
+it is added to every board's figures.
 """
 
 from __future__ import annotations
@@ -350,13 +353,23 @@ class Fit:
         m = self.mode(streamed)
         return native_delta(m.modules, self.board.mpy_arch) if m else 0
 
+    def from_fs(self, streamed: bool) -> int:
+        """RAM the runtime takes from the board's filesystem (where flash.sh installs it)
+        beyond m0's ROMFS figure: its bytecode read into RAM (boards.fs_runtime, on m3)."""
+        from boards.fs_runtime import surcharge
+
+        m = self.mode(streamed)
+        return surcharge(tuple(sorted(m.modules))) if m else 0
+
     def runtime(self, streamed: bool) -> int:
-        return self.mode(streamed).runtime + self.scaled(streamed)
+        return self.mode(streamed).runtime + self.scaled(streamed) + self.from_fs(streamed)
 
     def ram_needed(self, streamed: bool) -> int:
         """Free heap after boot that import + load + one invoke need: the m0 figure, native
-        code scaled to the board's arch, plus MARGIN."""
-        return self.mode(streamed).need + self.scaled(streamed) + MARGIN
+        code scaled to the board's arch, the runtime's bytecode read from the filesystem,
+        plus MARGIN."""
+        return (self.mode(streamed).need + self.scaled(streamed) + self.from_fs(streamed)
+                + MARGIN)
 
     def ram_short(self, streamed: bool) -> int | None:
         """Bytes the board lacks for this mode (0: it fits; None: the file cannot stream):
@@ -441,12 +454,14 @@ class Fit:
                            f"{MEASURE_ON} ({MEASURE_ARCH}, {ms.board_free:,} B free after boot),"
                            f" {how}:", 92, initial_indent="    ", subsequent_indent="    "),
             row("", "in RAM", "streaming"),
-            row(f"runtime: tinyrt + imported modules{' (m0)' if self.scaled(False) else ''}",
+            row("runtime: tinyrt + imported modules (m0, in ROMFS)",
                 w.runtime, s.runtime),
         ]
         if self.scaled(False) or self.scaled(True):
             lines.append(row(f"  native code scaled to {b.mpy_arch} (.mpy sizes)",
                              self.scaled(False), self.scaled(True)))
+        lines.append(row("  bytecode read from the filesystem (m3 FAT)", self.from_fs(False),
+                         self.from_fs(True)))
         lines += [
             row("model file / tables + scratch buffer", lay.file, lay.tables + lay.scratch),
             row("arena", lay.arena, lay.arena),

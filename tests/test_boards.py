@@ -83,13 +83,14 @@ def too_large() -> bytes:
 
 
 SHARED = ("hello_world_int8", "kws_ref_model", "micro_speech_quantized")
-# Verdicts from RAM measured on the emulated m0 (32-bit MicroPython): kws needs ~177 KB whole
-# and ~144 KB streamed with asm twins (a Pico has ~210 KB free), ~156 KB / ~118 KB with viper
-# twins on an ESP32 (~105 KB free); the two small models need under 80 KB.
+# Verdicts from RAM measured on the emulated m0 (32-bit MicroPython) plus the runtime's
+# bytecode read from the filesystem (~29 KB for kws's modules, measured on m3): kws needs
+# ~202 KB whole and ~166 KB streamed with asm twins (a Pico has ~210 KB free), ~190 KB /
+# ~150 KB with viper twins on an ESP32 (~105 KB free); micro_speech ~106 KB there, just over.
 VERDICTS = {
     ("hello_world_int8", "rp2040"): fit_mod.IN_RAM, ("hello_world_int8", "esp32"): fit_mod.IN_RAM,
     ("micro_speech_quantized", "rp2040"): fit_mod.IN_RAM,
-    ("micro_speech_quantized", "esp32"): fit_mod.IN_RAM,
+    ("micro_speech_quantized", "esp32"): fit_mod.NO,
     ("kws_ref_model", "rp2040"): fit_mod.IN_RAM, ("kws_ref_model", "esp32"): fit_mod.NO,
 }
 
@@ -118,7 +119,8 @@ def test_fit_verdicts_of_the_shared_models(shared_trt, name):
 def test_kws_fits_a_pico_whole_though_streaming_needs_less(shared_trt):
     rp2040 = boards.get("rp2040")
     kws = fit(shared_trt["kws_ref_model"].read_bytes(), rp2040)
-    assert 150_000 < kws.ram_needed(False) < 200_000 < rp2040.free_heap_bytes
+    assert 150_000 < kws.ram_needed(False) < rp2040.free_heap_bytes
+    assert 20_000 < kws.from_fs(False) < 40_000  # the runtime's bytecode, read into RAM
     assert kws.ram_needed(True) < kws.ram_needed(False)
     assert kws.verdict == fit_mod.IN_RAM  # whole fits, so it is not told to stream
 
