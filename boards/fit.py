@@ -30,7 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from tinyrt import fileformat as ff
-from tinyrt import model as device_model
+from tinyrt import loader as device_loader
 from tinyrt import opcodes
 from tinyrt.stream import scratch_bytes
 
@@ -190,7 +190,7 @@ def _extrapolate(m: ModeRam | None, mine: int, theirs: int, base: ModeRam, table
         objects, peak = max(0, m.model - theirs), max(0, m.need - m.runtime - m.model)
         basis = f"extrapolated: its buffers + the {other} measurement's objects and peak"
     else:
-        objects = max(device_model._RESERVE_MIN, device_model._RESERVE_PER_TABLE_BYTE * tables)
+        objects = max(device_loader._RESERVE_MIN, device_loader._RESERVE_PER_TABLE_BYTE * tables)
         peak = 0
         basis = ("extrapolated: its buffers + load()'s reserve for objects (8x the tables); "
                  "runtime without fast twins")
@@ -405,9 +405,10 @@ class Fit:
 
     @property
     def auto_streams(self) -> bool:
-        """Whether load(path) with no `stream` would stream on this board (model._load_path)."""
+        """Whether load(path) with no `stream` would stream on this board (loader._load_path)."""
         lay = self.layout
-        reserve = max(device_model._RESERVE_MIN, device_model._RESERVE_PER_TABLE_BYTE * lay.tables)
+        reserve = max(device_loader._RESERVE_MIN,
+                      device_loader._RESERVE_PER_TABLE_BYTE * lay.tables)
         free = self.board.free_heap_bytes - self.runtime(False)
         return lay.streamable and lay.file + lay.arena + reserve > free
 

@@ -2,7 +2,8 @@
 #   import tinyrt; m = tinyrt.load("model.trt"); m.summary(); y = m.invoke(x)
 from .errors import (ArenaError, ModelError, ShapeError, TinyrtError, UnsupportedError,
                      UpdateError)
-from .model import Model, load
+from .loader import load
+from .model import Model
 
 __version__ = "0.1.0"
 __all__ = ["load", "Model", "TinyrtError", "ModelError", "ArenaError", "ShapeError",
