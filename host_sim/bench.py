@@ -45,7 +45,7 @@ TFLM_TIMEOUT = 1200.0  # seconds for one run_tflm.py run
 # on the WASI build, whose collector must not run mid-call), null on CPython.
 SCRIPT = r"""
 import gc, json, sys, tinyrt, tinyrt.fast
-from tinyrt.heap import ticks_us, ticks_diff
+from tinyrt.buffers import ticks_us, ticks_diff
 MP = sys.implementation.name == "micropython"
 COLLECT = MP and getattr(sys.implementation, "_build", "") != "wasi"
 tinyrt.fast.enable(FAST)

@@ -9,7 +9,7 @@ from array import array
 from .errors import ArenaError, ModelError
 from .fileformat import DATA, HEADER_SIZE, MAX_SECTIONS, META, SECTION_SIZE, crc32, \
     read_layout, read_model
-from .heap import COLLECT as _COLLECT, allocate as _allocate, free_heap as _free_heap
+from .buffers import COLLECT as _COLLECT, allocate as _allocate, free_heap as _free_heap
 from .model import Model, _import_kernels
 
 # Beyond the file and the arena, load() keeps a Tensor object per tensor and each kernel's

@@ -7,7 +7,7 @@ import gc
 from . import opcodes
 from .errors import ArenaError, ModelError, TinyrtError, UnsupportedError
 from .fileformat import ARENA, NO_TENSOR, read_metadata
-from .heap import COLLECT as _COLLECT, allocate as _allocate, free_heap as _free_heap, \
+from .buffers import COLLECT as _COLLECT, allocate as _allocate, free_heap as _free_heap, \
     ticks_diff, ticks_us
 from .tensor import FAILED, NO_RESULT, RESULT, Input, Output, Tensor
 
