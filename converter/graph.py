@@ -54,6 +54,14 @@ class Graph:
     outputs: list[int] = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
 
+    def strip_names(self) -> None:
+        """Drop every tensor name but the model inputs' and outputs' (names are RAM on a board:
+        6 KB of kws_ref_model's file; summary() and info then show tensor indices)."""
+        keep = set(self.inputs) | set(self.outputs)
+        for i, t in enumerate(self.tensors):
+            if i not in keep:
+                t.name = ""
+
     def add_tensor(self, t: Tensor) -> int:
         if len(t.shape) > ff.MAX_DIMS:
             raise ValueError(f"tensor {t.name!r}: {len(t.shape)} dims, at most {ff.MAX_DIMS}")

@@ -84,7 +84,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         return fail(f"cannot write {out}: no directory {out.parent}")
     try:
-        report = convert(src, out)
+        report = convert(src, out, strip_names=args.strip_names)
     except RunnerError as e:
         return fail(str(e), e.code)
     print(report.summary())
@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("-o", "--output", help="model file to write (default: MODEL.trt)")
     conv.add_argument("--board", help="also tell whether the model fits this board "
                       "(exit 1 if not, 2 unknown board): " + ", ".join(_board_names()))
+    conv.add_argument("--strip-names", action="store_true",
+                      help="keep only the inputs' and outputs' tensor names (names take RAM "
+                      "on the board; summary() then shows tensor indices)")
     conv.set_defaults(func=cmd_convert)
     fitp = add("fit", "does a model file fit a board: flash, RAM measured on 32-bit firmware, "
                "loading mode (exit 0 fits, 1 does not, 2 usage error)", FIT_EXIT,

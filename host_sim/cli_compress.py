@@ -74,10 +74,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     except (ValueError, KeyError) as e:
         return fail(f"{src}: {e}")
     if args.strip_names:
-        io = set(g.inputs) | set(g.outputs)
-        for i, t in enumerate(g.tensors):
-            if i not in io:
-                t.name = ""
+        g.strip_names()
     before = writer.serialize(g)
     try:
         new, sizes = cluster.cluster_graph(g, args.cluster, args.min_weights)

@@ -106,8 +106,10 @@ class ConversionReport:
         return "\n".join(lines)
 
 
-def convert(source: str | Path, output: str | Path | None = None) -> ConversionReport:
-    """Convert a .tflite file, write the model file, and describe what was written."""
+def convert(source: str | Path, output: str | Path | None = None,
+            strip_names: bool = False) -> ConversionReport:
+    """Convert a .tflite file, write the model file, and describe what was written.
+    strip_names: keep only the model inputs' and outputs' tensor names."""
     from converter.inspect_model import describe
     from converter.tflite_import import UnsupportedModelError, import_tflite
     from converter.writer import serialize
@@ -120,6 +122,8 @@ def convert(source: str | Path, output: str | Path | None = None) -> ConversionR
         raise RunnerError(f"cannot read {src}: {e.strerror or e}") from None
     try:
         g = import_tflite(data, source_name=src.name)
+        if strip_names:
+            g.strip_names()
         model = serialize(g)
     except UnsupportedModelError as e:
         msg = str(e)

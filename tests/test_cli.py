@@ -262,3 +262,27 @@ def test_info_shortens_names_and_labels_params(tmp_path, capsys):
     tensors = lines[lines.index("  45 tensors:") + 1:]
     assert len(tensors) == 45 and max(map(len, tensors)) < 100
     assert any("stride=(2,2)" in ln for ln in lines)
+
+
+def test_convert_strip_names_keeps_io_names_and_results(tmp_path, capsys):
+    """--strip-names: a smaller file (names are RAM on a board), the inputs' and outputs'
+    names kept, the same outputs bit for bit."""
+    import tinyrt
+    from converter.inspect_model import describe
+
+    full, bare = tmp_path / "full.trt", tmp_path / "bare.trt"
+    assert cli.main(["convert", str(DIGITS), "-o", str(full)]) == 0
+    assert cli.main(["convert", str(DIGITS), "-o", str(bare), "--strip-names"]) == 0
+    capsys.readouterr()
+    a, b = describe(full.read_bytes()), describe(bare.read_bytes())
+    assert b["file_bytes"] < a["file_bytes"]
+    assert [t["name"] for t in b["inputs"] + b["outputs"]] == \
+        [t["name"] for t in a["inputs"] + a["outputs"]]
+    assert sum(1 for t in b["tensors"] if t["name"]) == len(b["inputs"]) + len(b["outputs"])
+    x = np.load(DIGITS_IO)["x"]
+    for i in range(5):
+        ys = []
+        for path in (full, bare):
+            m = tinyrt.load(path.read_bytes())
+            ys.append(m.invoke(x[i].ravel().astype(int).tolist()).tolist())
+        assert ys[0] == ys[1]
