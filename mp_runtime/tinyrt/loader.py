@@ -7,7 +7,7 @@ import struct
 from array import array
 
 from .errors import ArenaError, ModelError
-from .fileformat import DATA, HEADER_SIZE, MAX_SECTIONS, META, SECTION_SIZE, crc32, \
+from .fileformat import DATA, HEADER_SIZE, MAX_SECTIONS, META, SECTION_SIZE, ZMAGIC, crc32, \
     read_layout, read_model
 from .buffers import COLLECT as _COLLECT, allocate as _allocate, free_heap as _free_heap
 from .model import Model, _import_kernels
@@ -108,6 +108,10 @@ def _load(src, stream):
     if stream:
         raise ModelError("stream=True reads weights from a file: pass the model's path, "
                          "not a buffer")
+    if isinstance(src, (bytes, bytearray, memoryview, array)) and bytes(src[:4]) == ZMAGIC:
+        from .decompress import inflate_buffer
+
+        return Model(read_model(inflate_buffer(src)))
     if isinstance(src, array):
         if _typecode(src) == "b":
             buf = src  # used in place: the weights are memoryview slices of it
@@ -131,22 +135,32 @@ def _typecode(a):
 
 
 def _load_path(path, stream):
-    note = None
+    if _compressed(path):  # decoded into RAM: neither streamed nor in place
+        if stream:
+            raise ModelError("model file %r is compressed: it is decoded into RAM whole and "
+                             "cannot be streamed (convert it without --compress)" % path)
+        from .decompress import inflate_path
+
+        return Model(read_model(inflate_path(path)))
     if not stream:  # in place when the file is on ROMFS (stream=False asks for the whole file)
         from .romfs import map_file
 
         flash = map_file(path)
         if flash is not None:
-            if stream is None and flash.aligned():
-                return _load_in_place(path, flash)
             if stream is None:
-                note = ("%r is on ROMFS at 0x%x, not at a multiple of 16: it cannot be used in "
-                        "place (build the ROMFS image with aligned files)"
-                        % (path, flash.address))
+                return _load_in_place(path, flash)
             flash.close()
-    m = _load_file(path, stream)
-    m.note = note
-    return m
+    return _load_file(path, stream)
+
+
+def _compressed(path):
+    """Whether the file at `path` starts with the compressed magic (tinyrt.decompress)."""
+    _file_size(path)  # a missing file or a directory: its own ModelError
+    head = bytearray(4)
+    f = open(path, "rb")
+    f.readinto(head)
+    f.close()
+    return bytes(head) == ZMAGIC
 
 
 def _load_in_place(path, flash):

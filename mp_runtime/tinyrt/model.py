@@ -123,7 +123,7 @@ class Model:
             elif self.stream is not None:
                 data = None  # a view of the scratch buffer, set per operator by stream.bind
             elif self.flash is not None:
-                data = self.flash.int8_view(mf.data_offset + rec.offset, rec.nbytes)
+                data = self.flash.tensor_view(mf.data_offset + rec.offset, rec)
             else:
                 start = mf.data_offset + rec.offset
                 data = file_mv[start : start + rec.nbytes]

@@ -9,12 +9,16 @@
 # and gives the fast twins (viper ptr8/ptr32, asm_thumb) the flash address through the buffer
 # protocol, as a memoryview of an array('b') does.
 #
-# Alignment: the file's first byte must sit at a multiple of ALIGN (16) in flash, so that DATA's
-# tensors keep their in-file alignment (ptr32 and ldr of int32 tables and packed weights fault on
-# unaligned addresses on Cortex-M0 and Xtensa). `mpremote romfs build` does not align files;
-# host_sim.emulated.romfs_image does. A misaligned file is loaded as on any other filesystem
-# (whole, or streamed), and summary() says why.
-from .fileformat import ALIGN
+# Alignment: a file at a multiple of ALIGN (16) in flash keeps DATA's in-file alignment, so
+# every constant tensor is used in place. `mpremote romfs build` (and ../shared mkromfs.py) do
+# not align files: then only the int8 tensors stay in flash (the kernels read int8 weights
+# bytewise, or copy them into their own tables at prepare) and the constants read as words
+# (int32 biases and requantization tables, int16, bit-packed weights: ptr32 and ldr fault on
+# unaligned addresses on Cortex-M0 and Xtensa) are copied into RAM, a few hundred bytes per
+# layer; prepare() copies most of them into its own tables anyway.
+from array import array
+
+from .fileformat import ALIGN, INT8
 
 try:
     import uctypes
@@ -46,12 +50,12 @@ class Flash:
         self.buf = mv
         self.address = addressof(mv)
 
-    def aligned(self):
-        return self.address % ALIGN == 0
-
-    def int8_view(self, offset, n):
-        """The file's bytes [offset, offset + n) as signed int8 values, in place."""
-        return Int8View(self.address + offset, n)
+    def tensor_view(self, offset, rec):
+        """Constant tensor `rec`'s bytes at file offset `offset`: signed int8 values in place,
+        or (a word-read dtype in a file not at an ALIGN multiple) an aligned copy in RAM."""
+        if rec.dtype == INT8 or self.address % ALIGN == 0:
+            return Int8View(self.address + offset, rec.nbytes)
+        return memoryview(array("b", self.buf[offset : offset + rec.nbytes]))
 
     def close(self):
         self.file.close()
