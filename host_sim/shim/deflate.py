@@ -21,7 +21,10 @@ class DeflateIO:
             if self._z.eof:
                 break
             data = self._stream.read(512)
-            self._out += self._z.decompress(data) if data else self._z.flush()
+            try:  # MicroPython raises OSError(EINVAL) for a corrupt stream
+                self._out += self._z.decompress(data) if data else self._z.flush()
+            except zlib.error as e:
+                raise OSError(22, f"corrupt deflate stream: {e}") from None
             if not data:
                 break
         if n < 0:
@@ -31,7 +34,7 @@ class DeflateIO:
 
     def readinto(self, buf):
         data = self.read(len(buf))
-        buf[:len(data)] = data
+        memoryview(buf).cast("B")[:len(data)] = data  # any buffer, as MicroPython takes
         return len(data)
 
     def close(self):

@@ -25,6 +25,7 @@ from .errors import ModelError
 from .opcodes import name as op_name
 
 MAGIC = b"TNRT"
+ZMAGIC = b"TNRZ"  # a compressed model file: header + zlib stream (tinyrt.decompress)
 FORMAT_VERSION = 1
 ALIGN = 16  # bytes; sections and constant tensors start at multiples of this
 
