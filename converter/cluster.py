@@ -93,8 +93,11 @@ def unpack_indices(packed: np.ndarray, bits: int, n: int) -> np.ndarray:
 
 def graph_from_file(b: bytes) -> Graph:
     """A tinyrt model file back as a Graph (tensors, constant data, ops, metadata)."""
-    d = describe(b)
     from . import schema
+    from .compress import decompress_file
+
+    b = decompress_file(b)
+    d = describe(b)
 
     data = next(s.data for s in schema.parse_file(b).sections if s.kind == ff.DATA)
     g = Graph(metadata=dict(d["metadata"]))
@@ -106,7 +109,8 @@ def graph_from_file(b: bytes) -> Graph:
             raw = data[t["offset"]: t["offset"] + t["nbytes"]]
             arr = np.frombuffer(raw, dt).astype(dt[1:]).reshape(_stored_shape(t))
         g.tensors.append(Tensor(t["name"], tuple(t["shape"]), t["dtype"], t["scale"],
-                                t["zero_point"], arr, bool(t["flags"] & ff.PER_CHANNEL)))
+                                t["zero_point"], arr, bool(t["flags"] & ff.PER_CHANNEL),
+                                bool(t["flags"] & ff.VARIABLE)))
     for o in d["operators"]:
         g.ops.append(Op(o["opcode"], list(o["inputs"]), list(o["outputs"]), list(o["params"])))
     g.inputs = [t["index"] for t in d["inputs"]]

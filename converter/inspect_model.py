@@ -17,8 +17,11 @@ def float_bits(x: float) -> int:
 
 
 def describe(b: bytes) -> dict:
-    """Every field of the file, decoded; raises ValueError/construct errors on a bad file."""
-    f = schema.parse_file(b)
+    """Every field of the file, decoded; raises ValueError/construct errors on a bad file.
+    A compressed file (converter.compress) is described as the model file inside it."""
+    from .compress import decompress_file
+
+    f = schema.parse_file(decompress_file(b))
     by_kind = {s.kind: s.data for s in f.sections}
     meta = schema.Meta.parse(by_kind[ff.META])
     recs = schema.SECTION_STRUCTS[ff.TENSORS].parse(by_kind[ff.TENSORS])

@@ -88,6 +88,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     except RunnerError as e:
         return fail(str(e), e.code)
     print(report.summary())
+    if args.compress:
+        print(cli_compress.compress_output(Path(report.output), src))
     if profile is None:
         return EXIT_OK
     print()
@@ -129,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--strip-names", action="store_true",
                       help="keep only the inputs' and outputs' tensor names (names take RAM "
                       "on the board; summary() then shows tensor indices)")
+    conv.add_argument("--compress", action="store_true", help="write the file losslessly "
+                      "compressed (zlib; decoded at load on the board, outputs unchanged)")
     conv.set_defaults(func=cmd_convert)
     fitp = add("fit", "does a model file fit a board: flash, RAM measured on 32-bit firmware, "
                "loading mode (exit 0 fits, 1 does not, 2 usage error)", FIT_EXIT,

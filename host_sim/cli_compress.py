@@ -1,6 +1,7 @@
-"""`tinyrt compress MODEL -o OUT.trt --cluster BITS`: weight sharing (converter/cluster.py),
-with the size table (file bytes against the .tflite, per layer) and, given inputs and labels,
-the accuracy before and after."""
+"""`tinyrt compress MODEL -o OUT.trt [--lossless] [--cluster BITS]`: weight sharing
+(converter/cluster.py) and lossless zlib coding of the whole file (converter/compress.py), with
+the size table (file bytes against the .tflite, per layer) and, given inputs and labels, the
+accuracy before and after."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def accuracy(model: bytes, x: np.ndarray, labels: np.ndarray, interpreter: str) 
 
 def size_table(before: int, after: int, tflite: int | None, sizes) -> list[str]:
     lines = [f"  {'layer':<34} {'op':<16} {'weights':>7} {'int8 B':>7} {'LUT B':>6} "
-             f"{'ratio':>6} {'levels':>6} {'rms err':>7}"]
+             f"{'ratio':>6} {'levels':>6} {'rms err':>7}"] if sizes else []
     for s in sizes:
         name = s.name if len(s.name) <= 34 else "…" + s.name[-33:]
         lines.append(f"  {name:<34} {s.op:<16} {s.weights:>7,} {s.int8_bytes:>7,} "
@@ -56,8 +57,21 @@ def size_table(before: int, after: int, tflite: int | None, sizes) -> list[str]:
     return lines
 
 
+def compress_output(path: Path, src: Path | None = None) -> str:
+    """Rewrite the model file at `path` losslessly compressed; one line saying what it took."""
+    from converter.compress import compress_file
+
+    plain = path.read_bytes()
+    z = compress_file(plain)
+    path.write_bytes(z)
+    tfl = src.stat().st_size if src is not None and src.suffix == ".tflite" else None
+    return (f"{path}: compressed {len(plain):,} -> {len(z):,} bytes ({len(z) / len(plain):.3f}x"
+            + (f"; {len(z) / tfl:.3f}x the .tflite" if tfl else "") + "), decoded at load")
+
+
 def cmd_compress(args: argparse.Namespace) -> int:
     from converter import cluster, writer
+    from converter.compress import compress_file
 
     src = Path(args.model)
     try:
@@ -75,17 +89,26 @@ def cmd_compress(args: argparse.Namespace) -> int:
         return fail(f"{src}: {e}")
     if args.strip_names:
         g.strip_names()
+    if args.cluster is None and not args.lossless:
+        return fail("nothing to do: give --cluster BITS and/or --lossless")
     before = writer.serialize(g)
-    try:
-        new, sizes = cluster.cluster_graph(g, args.cluster, args.min_weights)
-    except ValueError as e:
-        return fail(str(e))
+    new, sizes = g, []
+    if args.cluster is not None:
+        try:
+            new, sizes = cluster.cluster_graph(g, args.cluster, args.min_weights)
+        except ValueError as e:
+            return fail(str(e))
     after = writer.serialize(new)
-    Path(args.output).write_bytes(after)
+    written = compress_file(after) if args.lossless else after
+    Path(args.output).write_bytes(written)
     tflite = src.stat().st_size if src.suffix == ".tflite" else None
-    print(f"{args.output}: {len(sizes)} layers clustered to {1 << args.cluster} levels "
-          f"({args.cluster}-bit indices)")
-    print("\n".join(size_table(len(before), len(after), tflite, sizes)))
+    if args.cluster is not None:
+        print(f"{args.output}: {len(sizes)} layers clustered to {1 << args.cluster} levels "
+              f"({args.cluster}-bit indices)")
+    if args.lossless:
+        print(f"{args.output}: the model file ({len(after):,} B) compressed losslessly to "
+              f"{len(written):,} B, decoded at load")
+    print("\n".join(size_table(len(before), len(written), tflite, sizes)))
     if x is not None:
         if x.dtype.kind == "f":
             from converter.inspect_model import describe
@@ -95,19 +118,22 @@ def cmd_compress(args: argparse.Namespace) -> int:
             x = quantize_inputs(x, describe(before)["inputs"][0])
         y = labels.astype(np.int64).ravel()
         a0 = accuracy(before, x, y, args.interpreter)
-        a1 = accuracy(after, x, y, args.interpreter)
+        a1 = accuracy(written, x, y, args.interpreter)
         print(f"  accuracy {a0:.4f} -> {a1:.4f} ({100 * (a1 - a0):+.2f} points, {len(y)} "
               f"inputs on {args.interpreter})")
     return EXIT_OK
 
 
 def add_parser(add) -> None:
-    p = add("compress", "weight sharing: cluster FULLY_CONNECTED / CONV_2D weights to b-bit "
-            "indices + an int8 codebook per layer (size table; accuracy with --eval)")
+    p = add("compress", "smaller model files: cluster FULLY_CONNECTED / CONV_2D weights to "
+            "b-bit indices + an int8 codebook per layer, and/or code the file losslessly "
+            "(size table; accuracy with --eval)")
     p.add_argument("model", help="MODEL.trt, an int8 .tflite, or a float .npz (with --calib)")
     p.add_argument("-o", "--output", required=True, help="OUT.trt to write")
-    p.add_argument("--cluster", type=int, required=True, choices=range(2, 7), metavar="BITS",
+    p.add_argument("--cluster", type=int, choices=range(2, 7), metavar="BITS",
                    help="index width, 2..6 bits (2^BITS shared weights per layer)")
+    p.add_argument("--lossless", action="store_true", help="code the whole file with zlib "
+                   "(decoded at load on the board into RAM; outputs unchanged)")
     p.add_argument("--min-weights", type=int, default=None, metavar="N",
                    help="cluster layers of at least N weights (default: those where it "
                    "makes the file smaller)")

@@ -154,9 +154,15 @@ def _read_model(path: str | Path) -> tuple[bytes, dict]:
         model = Path(path).read_bytes()
     except OSError as e:
         raise RunnerError(f"cannot read {path}: {e.strerror or e}") from None
+    from converter.compress import decompress_file
+
     try:
-        tinyrt.fileformat.read_model(model)  # the board reader's verdict, with its message
-        return model, describe(model)
+        plain = decompress_file(model)  # a compressed file: the model file inside it
+    except ValueError as e:
+        raise RunnerError(f"{path}: ModelError: {e}") from None
+    try:
+        tinyrt.fileformat.read_model(plain)  # the board reader's verdict, with its message
+        return model, describe(plain)
     except tinyrt.TinyrtError as e:
         raise RunnerError(f"{path}: {type(e).__name__}: {e}") from None
     except Exception as e:  # noqa: BLE001 - the board reader passed it, the schema did not
