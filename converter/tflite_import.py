@@ -20,8 +20,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from . import tflite_more_ops as more
 from .graph import Graph
 from .lce_import import LCE_OPS, convert_lce_op, lce_op_name
+from .lstm_import import unidirectional_sequence_lstm
 from .tflite_reader import (ACTIVATIONS, PADDINGS, TflModel, TflOp, TflTensor,
                             UnsupportedModelError, fold_constants, read_tflite, refuse_dtype)
 
@@ -33,6 +35,7 @@ __all__ = ["SUPPORTED_OPS", "TflModel", "UnsupportedModelError", "fold_constants
 # dtype policy: int8 activations; int32 ones only as the bit-packed tensors of LCE ops; int16
 # ones (TFLite's 16x8 mode, zero point 0) for the ops with a 16x8 kernel
 INT16_OPS = ("CONV_2D", "FULLY_CONNECTED", "PAD", "PADV2")
+STATE_OPS = ("UNIDIRECTIONAL_SEQUENCE_LSTM",)  # int8 ops whose int16 cell state is an input
 
 
 def _check_ops(m: TflModel, ops: list[TflOp], const: dict[int, np.ndarray]
@@ -72,7 +75,7 @@ def _check_ops(m: TflModel, ops: list[TflOp], const: dict[int, np.ndarray]
             bad.add(op.index)
             continue
         allowed = ("int8", "int32") if lce else (
-            ("int8", "int16") if op.name in INT16_OPS else ("int8",))
+            ("int8", "int16") if op.name in INT16_OPS + STATE_OPS else ("int8",))
         for i in op.inputs + op.outputs:
             if i >= 0 and i not in const and m.tensors[i].dtype not in allowed:
                 dtype_problem(op, m.tensors[i], "input" if i in op.inputs else "output")
@@ -361,8 +364,8 @@ def _builder(op: TflOp, module: str, func: str) -> Callable:
 
 def _unsupported_op_message(op: TflOp) -> str:
     return (f"{op.describe()} is not supported by tinyrt; supported ops: "
-            f"{', '.join(supported_ops())} (constant shape computations such as SHAPE, "
-            "STRIDED_SLICE and PACK are folded at conversion)")
+            f"{', '.join(supported_ops())} (shape computations on constants, such as "
+            "SHAPE, are folded at conversion)")
 
 
 # -- handlers: op -> builder call --------------------------------------------------------------
@@ -587,6 +590,18 @@ _OPS: dict[str, tuple[Callable, str, str]] = {
     "PADV2": (_pad, "shape", "pad"),
     "MEAN": (_mean, "shape", "mean"),
     "CONCATENATION": (_concatenation, "shape", "concatenation"),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": (unidirectional_sequence_lstm, "lstm",
+                                     "unidirectional_sequence_lstm"),
+    "STRIDED_SLICE": (more.strided_slice, "movement", "strided_slice"),
+    "SLICE": (more.slice_, "movement", "slice_"),
+    "TRANSPOSE": (more.transpose, "movement", "transpose"),
+    "SPLIT": (more.split, "movement", "split"),
+    "SPLIT_V": (more.split, "movement", "split"),
+    "PACK": (more.pack, "movement", "pack"),
+    "UNPACK": (more.unpack, "movement", "unpack"),
+    "GATHER": (more.gather, "movement", "gather"),
+    "DEPTH_TO_SPACE": (more.space_depth, "movement", "depth_to_space"),
+    "SPACE_TO_DEPTH": (more.space_depth, "movement", "space_to_depth"),
 }
 SUPPORTED_OPS = tuple(sorted(_OPS))  # builtin ops; LCE's custom ops: lce_import.LCE_OPS
 

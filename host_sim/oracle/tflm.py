@@ -32,6 +32,7 @@ __all__ = [
     "TTensor",
     "build_tflite",
     "run_tflm",
+    "tflm_activation_arena_bytes",
     "tflm_arena_bytes",
 ]
 
@@ -85,6 +86,9 @@ _OPTIONS_TABLE: dict[str, str] = {
     "STRIDED_SLICE": "StridedSliceOptions",
     "SLICE": "SliceOptions",
     "SPLIT": "SplitOptions",
+    "SPLIT_V": "SplitVOptions",
+    "SQUARED_DIFFERENCE": "SquaredDifferenceOptions",
+    "SVDF": "SVDFOptions",
     "PACK": "PackOptions",
     "UNPACK": "UnpackOptions",
     "GATHER": "GatherOptions",
@@ -625,14 +629,25 @@ def run_tflm(
 
 
 _ARENA_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
+_ARENA_HEAD = re.compile(r"Arena allocation head (\d+) bytes")
+
+
+def _arena_figure(model_bytes: bytes, pattern: re.Pattern, isolate: bool) -> int:
+    info = _model_info(model_bytes)
+    arrays = [np.zeros(shape, dtype=dtype or np.int8) for shape, dtype in info.inputs]
+    _, log = _guarded(partial(_tflm_session, model_bytes, info, arrays, True), isolate)
+    m = pattern.search(log)
+    if m is None:
+        raise TFLMError("TFLM printed no arena figures", log)
+    return int(m.group(1))
 
 
 def tflm_arena_bytes(model_bytes: bytes, *, isolate: bool = True) -> int:
     """TFLM's recorded arena total (RecordingMicroAllocator) after one zero-input inference."""
-    info = _model_info(model_bytes)
-    arrays = [np.zeros(shape, dtype=dtype or np.int8) for shape, dtype in info.inputs]
-    _, log = _guarded(partial(_tflm_session, model_bytes, info, arrays, True), isolate)
-    m = _ARENA_TOTAL.search(log)
-    if m is None:
-        raise TFLMError("TFLM printed no arena total", log)
-    return int(m.group(1))
+    return _arena_figure(model_bytes, _ARENA_TOTAL, isolate)
+
+
+def tflm_activation_arena_bytes(model_bytes: bytes, *, isolate: bool = True) -> int:
+    """TFLM's non-persistent arena (the allocator's head: activations and kernel scratch, as
+    planned by its greedy planner), the figure tinyrt's arena is compared with."""
+    return _arena_figure(model_bytes, _ARENA_HEAD, isolate)

@@ -23,6 +23,18 @@ MINIMUM = 57
 LEAKY_RELU = 98
 QUANTIZE = 114
 HARD_SWISH = 117
+UNIDIRECTIONAL_SEQUENCE_LSTM = 44  # int8 in/out, int16 cell state in a VARIABLE tensor
+# issue 13's new ops (kernels: copy = data movement, one kernel for all of it)
+DEPTH_TO_SPACE = 5
+GATHER = 36
+TRANSPOSE = 39
+STRIDED_SLICE = 45
+SPLIT = 49
+SPACE_TO_DEPTH = 26
+SLICE = 65
+PACK = 83
+UNPACK = 88
+SPLIT_V = 102
 BINARIZE = 200  # int8 -> packed (LceQuantize)
 BCONV_2D = 201  # packed -> packed | int8 (LceBconv2d)
 BFULLY_CONNECTED = 202  # packed -> packed | int8
@@ -55,6 +67,17 @@ OPS = {
     LEAKY_RELU: ("LEAKY_RELU", "leaky_relu"),
     QUANTIZE: ("QUANTIZE", "quantize"),
     HARD_SWISH: ("HARD_SWISH", "hard_swish"),
+    UNIDIRECTIONAL_SEQUENCE_LSTM: ("UNIDIRECTIONAL_SEQUENCE_LSTM", "lstm"),
+    DEPTH_TO_SPACE: ("DEPTH_TO_SPACE", "copy"),
+    GATHER: ("GATHER", "copy"),
+    TRANSPOSE: ("TRANSPOSE", "copy"),
+    STRIDED_SLICE: ("STRIDED_SLICE", "copy"),
+    SPLIT: ("SPLIT", "copy"),
+    SPACE_TO_DEPTH: ("SPACE_TO_DEPTH", "copy"),
+    SLICE: ("SLICE", "copy"),
+    PACK: ("PACK", "copy"),
+    UNPACK: ("UNPACK", "copy"),
+    SPLIT_V: ("SPLIT_V", "copy"),
     BINARIZE: ("BINARIZE", "binarize"),
     BCONV_2D: ("BCONV_2D", "bconv"),
     BFULLY_CONNECTED: ("BFULLY_CONNECTED", "bfully_connected"),

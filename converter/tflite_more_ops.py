@@ -1,0 +1,80 @@
+"""The .tflite handlers of issue 13's ops (registered in tflite_import._OPS): each reads the op's
+options and constant inputs and calls its builder (converter/layers/movement.py, resize.py,
+arith.py, matmul.py). Handlers take (importer, op, layer name, builder) as tflite_import's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from tinyrt import opcodes
+
+from .tflite_reader import TflOp, UnsupportedModelError
+
+
+def _ints(im: Any, op: TflOp, k: int, what: str) -> list[int]:
+    return [int(v) for v in np.asarray(im.value(op, k, what)).ravel()]
+
+
+def _outs(im: Any, op: TflOp) -> list[tuple[float, int]]:
+    return [im.out(op, k) for k in range(len(op.outputs))]
+
+
+def strided_slice(im: Any, op: TflOp, name: str, build: Callable) -> int:
+    o = op.options
+    if o.EllipsisMask() or o.NewAxisMask() or (hasattr(o, "Offset") and o.Offset()):
+        raise UnsupportedModelError(f"{op.describe()}: ellipsis_mask, new_axis_mask and offset "
+                                    "are not supported (begin, end, shrink_axis masks are)")
+    begin, end, strides = (_ints(im, op, k, w) for k, w in ((1, "begin"), (2, "end"),
+                                                           (3, "strides")))
+    return build(im.g, im.x(op, 0), begin, end, strides, o.BeginMask(), o.EndMask(),
+                 o.ShrinkAxisMask(), quant=im.out(op), name=name)
+
+
+def slice_(im: Any, op: TflOp, name: str, build: Callable) -> int:
+    return build(im.g, im.x(op, 0), _ints(im, op, 1, "begin"), _ints(im, op, 2, "size"),
+                 quant=im.out(op), name=name)
+
+
+def transpose(im: Any, op: TflOp, name: str, build: Callable) -> int:
+    return build(im.g, im.x(op, 0), _ints(im, op, 1, "perm"), quant=im.out(op), name=name)
+
+
+def split(im: Any, op: TflOp, name: str, build: Callable) -> list[int]:
+    if op.name == "SPLIT":  # inputs: axis, x
+        (axis,) = _ints(im, op, 0, "axis")
+        x = im.x(op, 1)
+        n = len(op.outputs)
+        dim = im.g.tensors[x].shape[axis]
+        if dim % n:
+            raise UnsupportedModelError(f"{op.describe()}: dim {dim} does not split in {n}")
+        return build(im.g, x, axis, [dim // n] * n, _outs(im, op), name=name)
+    (axis,) = _ints(im, op, 2, "axis")  # SPLIT_V: x, size_splits, axis
+    return build(im.g, im.x(op, 0), axis, _ints(im, op, 1, "size_splits"), _outs(im, op),
+                 opcode=opcodes.SPLIT_V, name=name)
+
+
+def pack(im: Any, op: TflOp, name: str, build: Callable) -> int:
+    xs = [im.x(op, k, f"input {k}") for k in range(len(op.inputs))]
+    return build(im.g, xs, int(op.options.Axis()), quant=im.out(op), name=name)
+
+
+def unpack(im: Any, op: TflOp, name: str, build: Callable) -> list[int]:
+    return build(im.g, im.x(op, 0), int(op.options.Axis()), _outs(im, op), name=name)
+
+
+def gather(im: Any, op: TflOp, name: str, build: Callable) -> int:
+    o = op.options
+    i = op.inputs[1] if len(op.inputs) > 1 else -1
+    if i < 0 or i not in im.const:
+        raise UnsupportedModelError(f"{op.describe()}: its indices must be a constant tensor; "
+                                    "indices computed at run time are not supported")
+    idx = np.asarray(im.const[i]).astype(np.int64)
+    return build(im.g, im.x(op, 0), idx, int(o.Axis()) if o else 0,
+                 int(o.BatchDims()) if o else 0, quant=im.out(op), name=name)
+
+
+def space_depth(im: Any, op: TflOp, name: str, build: Callable) -> int:
+    return build(im.g, im.x(op, 0), int(op.options.BlockSize()), quant=im.out(op), name=name)
