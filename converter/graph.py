@@ -24,6 +24,7 @@ class Tensor:
     zero_point: int = 0
     data: np.ndarray | None = None  # constant tensors only (stored bytes, see stored_bytes)
     per_channel: bool = False
+    variable: bool = False  # state kept across invokes (LSTM): own arena space, reset to zp
 
     @property
     def is_const(self) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
@@ -54,6 +54,7 @@ class TflTensor:
     zero_points: np.ndarray | None
     quantized_dimension: int
     data: np.ndarray | None  # constant tensors: the values, in `shape`
+    variable: bool = False  # is_variable: state kept across invokes (LSTM), not a constant
 
     @property
     def quantized(self) -> bool:
@@ -75,6 +76,8 @@ class TflOp:
     outputs: list[int]
     options: object | None  # the parsed builtin options table, if any
     custom_options: bytes = b""  # CUSTOM ops: their options as stored (LCE: a flexbuffer map)
+    intermediates: list[int] = field(default_factory=list)  # LSTM: tensors carrying only the
+    # quantization of gate intermediates (shape [0] FLOAT32 ones too): never data
 
     def describe(self) -> str:
         return f"op {self.index} ({self.name})"
@@ -138,7 +141,7 @@ def _tensor(model: tflite.Model, t: tflite.Tensor, index: int) -> TflTensor:
         raise UnsupportedModelError(f"tensor {index} {t.Name().decode()!r}: constant data "
                                     "stored outside the flatbuffer (files > 2 GB), not supported")
     return TflTensor(index, t.Name().decode("utf-8", "replace"), dtype, shape, scales, zps,
-                     qdim, data)
+                     qdim, data, bool(t.IsVariable()))
 
 
 def read_tflite(data: bytes) -> TflModel:
@@ -164,7 +167,9 @@ def read_tflite(data: bytes) -> TflModel:
             outs = [int(v) for v in op.OutputsAsNumpy()] if op.OutputsLength() else []
             custom = (op.CustomOptionsAsNumpy().tobytes() if op.CustomOptionsLength()
                       else b"")
-            ops.append(TflOp(i, name, ins, outs, _options(op), custom))
+            mids = ([int(v) for v in op.IntermediatesAsNumpy()] if op.IntermediatesLength()
+                    else [])
+            ops.append(TflOp(i, name, ins, outs, _options(op), custom, mids))
         inputs = [int(v) for v in sg.InputsAsNumpy()] if sg.InputsLength() else []
         outputs = [int(v) for v in sg.OutputsAsNumpy()] if sg.OutputsLength() else []
         desc = (model.Description() or b"").decode("utf-8", "replace")
@@ -223,8 +228,10 @@ def _validate(m: TflModel) -> None:
         if bad or -1 in op.outputs or not op.outputs:
             raise UnsupportedModelError(f"malformed .tflite: {op.describe()} refers to tensor "
                                         f"{bad[0] if bad else -1} (the model has {n})")
+    only_intermediate = ({i for op in m.ops for i in op.intermediates}
+                         - {i for op in m.ops for i in op.inputs + op.outputs})
     for t in m.tensors:
-        if any(d < 1 for d in t.shape):
+        if any(d < 1 for d in t.shape) and t.index not in only_intermediate:
             raise UnsupportedModelError(f"{t.describe()}: shape {t.shape}; dynamic or empty "
                                         "dimensions are not supported")
         if t.quantized and (t.zero_points.size not in (1, t.scales.size)

@@ -31,6 +31,9 @@ def _lifetimes(g: Graph) -> dict[int, list[int]]:
             span[1] = max(span[1], i)
     for t in g.outputs:
         life.setdefault(t, [len(g.ops), len(g.ops)])[1] = len(g.ops)
+    for t in life:  # state (LSTM) lives across invokes: no other tensor may share its bytes
+        if g.tensors[t].variable:
+            life[t] = [-1, len(g.ops)]
     return life
 
 
@@ -91,7 +94,8 @@ def serialize(g: Graph, scratch_bytes: int | None = None) -> bytes:
             raise ValueError(f"tensor {t.name!r} is neither constant nor used by any op")
         records.append(dict(
             dtype=DTYPE_CODES[t.dtype], ndim=len(t.shape), storage=storage,
-            flags=ff.PER_CHANNEL if t.per_channel else 0, offset=offset, nbytes=t.nbytes,
+            flags=(ff.PER_CHANNEL if t.per_channel else 0) | (ff.VARIABLE if t.variable else 0),
+            offset=offset, nbytes=t.nbytes,
             dims=list(t.shape) + [0] * (ff.MAX_DIMS - len(t.shape)), scale=t.scale,
             zero_point=t.zero_point,
         ))

@@ -69,6 +69,9 @@ CONST = 1
 
 # Tensor flags
 PER_CHANNEL = 1  # the scale field is the first channel's; kernels use precomputed multipliers
+VARIABLE = 2  # an arena tensor holding state across invoke()s (LSTM's hidden and cell state):
+# the converter keeps it alive over the whole run (no other tensor overlaps its bytes); load()
+# and Model.reset() set it to its zero point (int8) or 0 (int16)
 
 
 def stored_bytes(dtype, shape):

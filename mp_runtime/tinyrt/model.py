@@ -6,7 +6,7 @@ import gc
 
 from . import opcodes
 from .errors import ArenaError, ModelError, TinyrtError, UnsupportedError
-from .fileformat import ARENA, NO_TENSOR, read_metadata
+from .fileformat import ARENA, NO_TENSOR, VARIABLE, read_metadata
 from .buffers import COLLECT as _COLLECT, allocate as _allocate, free_heap as _free_heap, \
     ticks_diff, ticks_us
 from .tensor import FAILED, NO_RESULT, RESULT, Input, Output, Tensor
@@ -115,6 +115,7 @@ class Model:
         arena_mv = memoryview(self.arena)
         file_mv = memoryview(mf.buf)
         self.tensors = []  # type: list[Tensor]
+        self.variables = []  # the tensors holding state across invoke()s (LSTM): reset()
         inputs = mf.inputs
         outputs = mf.outputs
         for i, rec in enumerate(mf.tensors):
@@ -133,6 +134,8 @@ class Model:
                 self.tensors.append(Input(i, rec, data, self))
             else:
                 self.tensors.append(Tensor(i, rec, data))
+            if rec.flags & VARIABLE:
+                self.variables.append(self.tensors[-1])
         self.ops = mf.ops
         self.kernels = []
         scratch = None
@@ -160,6 +163,17 @@ class Model:
             if reads:
                 k = StreamedKernel(self.stream, reads, k)
             self.kernels.append(k)
+        self.reset()
+
+    def reset(self):
+        """Forget the state kept across invoke()s (an LSTM's hidden and cell state), as
+        TFLM's Reset(): int8 state tensors to their zero point, others to 0. Models without
+        state have nothing to reset. Allocates nothing."""
+        for t in self.variables:
+            d = t.data
+            v = t.zero_point if t.dtype == "int8" else 0
+            for i in range(len(d)):
+                d[i] = v
 
     def close(self):
         """Close the model file (streaming mode); the model cannot run after that (invoke()

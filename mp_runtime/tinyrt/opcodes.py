@@ -35,6 +35,8 @@ SLICE = 65
 PACK = 83
 UNPACK = 88
 SPLIT_V = 102
+RESIZE_BILINEAR = 23
+RESIZE_NEAREST_NEIGHBOR = 97
 BINARIZE = 200  # int8 -> packed (LceQuantize)
 BCONV_2D = 201  # packed -> packed | int8 (LceBconv2d)
 BFULLY_CONNECTED = 202  # packed -> packed | int8
@@ -78,6 +80,8 @@ OPS = {
     PACK: ("PACK", "copy"),
     UNPACK: ("UNPACK", "copy"),
     SPLIT_V: ("SPLIT_V", "copy"),
+    RESIZE_BILINEAR: ("RESIZE_BILINEAR", "resize_bilinear"),
+    RESIZE_NEAREST_NEIGHBOR: ("RESIZE_NEAREST_NEIGHBOR", "resize_nearest"),
     BINARIZE: ("BINARIZE", "binarize"),
     BCONV_2D: ("BCONV_2D", "bconv"),
     BFULLY_CONNECTED: ("BFULLY_CONNECTED", "bfully_connected"),
