@@ -61,11 +61,11 @@ def _decode(stream, n, want, buf, what):
     except (OSError, ValueError) as e:
         raise ModelError("%s: the compressed stream is corrupt (%s)" % (what, e))
     if pos < n:
-        raise ModelError("%s: truncated, the compressed stream ends after %d of %d bytes"
-                         % (what, pos, n))
+        raise ModelError("%s: the compressed stream is corrupt or truncated: it ends after %d "
+                         "of %d bytes" % (what, pos, n))
     if extra:
-        raise ModelError("%s: the compressed stream holds more than the %d bytes its header "
-                         "promises" % (what, n))
+        raise ModelError("%s: the compressed stream is corrupt: it holds more than the %d "
+                         "bytes its header promises" % (what, n))
     if crc32(mv) != want:
         raise ModelError("%s: CRC mismatch of the decoded file: the file is corrupt" % what)
     return buf
