@@ -602,6 +602,10 @@ _OPS: dict[str, tuple[Callable, str, str]] = {
     "GATHER": (more.gather, "movement", "gather"),
     "DEPTH_TO_SPACE": (more.space_depth, "movement", "depth_to_space"),
     "SPACE_TO_DEPTH": (more.space_depth, "movement", "space_to_depth"),
+    "RESIZE_NEAREST_NEIGHBOR": (more.resize, "resize", "resize_nearest_neighbor"),
+    "RESIZE_BILINEAR": (more.resize, "resize", "resize_bilinear"),
+    "SQUARED_DIFFERENCE": (more.squared_difference, "arith", "squared_difference"),
+    "RSQRT": (more.unary, "arith", "rsqrt"),
 }
 SUPPORTED_OPS = tuple(sorted(_OPS))  # builtin ops; LCE's custom ops: lce_import.LCE_OPS
 

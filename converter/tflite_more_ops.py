@@ -78,3 +78,24 @@ def gather(im: Any, op: TflOp, name: str, build: Callable) -> int:
 
 def space_depth(im: Any, op: TflOp, name: str, build: Callable) -> int:
     return build(im.g, im.x(op, 0), int(op.options.BlockSize()), quant=im.out(op), name=name)
+
+
+def resize(im: Any, op: TflOp, name: str, build: Callable) -> int:
+    o = op.options
+    size = _ints(im, op, 1, "size")
+    if len(size) != 2:
+        raise UnsupportedModelError(f"{op.describe()}: size {size}, expected (height, width)")
+    return build(im.g, im.x(op, 0), size, bool(o.AlignCorners()) if o else False,
+                 bool(o.HalfPixelCenters()) if o else False, name=name)
+
+
+def squared_difference(im: Any, op: TflOp, name: str, build: Callable) -> int:
+    if len(op.inputs) != 2:
+        raise UnsupportedModelError(f"{op.describe()}: {len(op.inputs)} inputs, expected 2")
+    x1, x2 = im.x(op, 0, "input 0"), im.x(op, 1, "input 1")
+    return build(im.g, x1, x2, *im.out(op), name=name)
+
+
+def unary(im: Any, op: TflOp, name: str, build: Callable) -> int:
+    x = im.x(op, 0)
+    return build(im.g, x, *im.out(op), name=name)

@@ -37,6 +37,8 @@ UNPACK = 88
 SPLIT_V = 102
 RESIZE_BILINEAR = 23
 RESIZE_NEAREST_NEIGHBOR = 97
+SQUARED_DIFFERENCE = 99
+RSQRT = 76
 BINARIZE = 200  # int8 -> packed (LceQuantize)
 BCONV_2D = 201  # packed -> packed | int8 (LceBconv2d)
 BFULLY_CONNECTED = 202  # packed -> packed | int8
@@ -82,6 +84,8 @@ OPS = {
     SPLIT_V: ("SPLIT_V", "copy"),
     RESIZE_BILINEAR: ("RESIZE_BILINEAR", "resize_bilinear"),
     RESIZE_NEAREST_NEIGHBOR: ("RESIZE_NEAREST_NEIGHBOR", "resize_nearest"),
+    SQUARED_DIFFERENCE: ("SQUARED_DIFFERENCE", "squared_difference"),
+    RSQRT: ("RSQRT", "rsqrt"),
     BINARIZE: ("BINARIZE", "binarize"),
     BCONV_2D: ("BCONV_2D", "bconv"),
     BFULLY_CONNECTED: ("BFULLY_CONNECTED", "bfully_connected"),
