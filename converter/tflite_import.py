@@ -606,6 +606,7 @@ _OPS: dict[str, tuple[Callable, str, str]] = {
     "RESIZE_BILINEAR": (more.resize, "resize", "resize_bilinear"),
     "SQUARED_DIFFERENCE": (more.squared_difference, "arith", "squared_difference"),
     "RSQRT": (more.unary, "arith", "rsqrt"),
+    "BATCH_MATMUL": (more.batch_matmul, "matmul", "batch_matmul"),
 }
 SUPPORTED_OPS = tuple(sorted(_OPS))  # builtin ops; LCE's custom ops: lce_import.LCE_OPS
 

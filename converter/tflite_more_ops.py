@@ -99,3 +99,10 @@ def squared_difference(im: Any, op: TflOp, name: str, build: Callable) -> int:
 def unary(im: Any, op: TflOp, name: str, build: Callable) -> int:
     x = im.x(op, 0)
     return build(im.g, x, *im.out(op), name=name)
+
+
+def batch_matmul(im: Any, op: TflOp, name: str, build: Callable) -> int:
+    o = op.options
+    lhs, rhs = im.x(op, 0, "lhs"), im.x(op, 1, "rhs")
+    return build(im.g, lhs, rhs, *im.out(op), adj_x=bool(o.AdjX()) if o else False,
+                 adj_y=bool(o.AdjY()) if o else False, name=name)

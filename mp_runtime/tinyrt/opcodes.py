@@ -39,6 +39,7 @@ RESIZE_BILINEAR = 23
 RESIZE_NEAREST_NEIGHBOR = 97
 SQUARED_DIFFERENCE = 99
 RSQRT = 76
+BATCH_MATMUL = 126
 BINARIZE = 200  # int8 -> packed (LceQuantize)
 BCONV_2D = 201  # packed -> packed | int8 (LceBconv2d)
 BFULLY_CONNECTED = 202  # packed -> packed | int8
@@ -86,6 +87,7 @@ OPS = {
     RESIZE_NEAREST_NEIGHBOR: ("RESIZE_NEAREST_NEIGHBOR", "resize_nearest"),
     SQUARED_DIFFERENCE: ("SQUARED_DIFFERENCE", "squared_difference"),
     RSQRT: ("RSQRT", "rsqrt"),
+    BATCH_MATMUL: ("BATCH_MATMUL", "batch_matmul"),
     BINARIZE: ("BINARIZE", "binarize"),
     BCONV_2D: ("BCONV_2D", "bconv"),
     BFULLY_CONNECTED: ("BFULLY_CONNECTED", "bfully_connected"),
