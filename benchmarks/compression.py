@@ -1,6 +1,9 @@
-"""Weight sharing on the digits CNN (issue 17): file bytes against the int8 .tflite and
-accuracy on the shared 450 test digits, for 2..6-bit indices; writes compression.json and
-compression.png (bytes vs accuracy). Run: .venv/bin/python -m benchmarks.compression"""
+"""Issue 17 figures. Lossless: every shared model's file, plain and compressed
+(converter/compress.py), against its .tflite, and what decoding costs on m0 (instructions, under
+-icount shift=0 ticks_us x 1000). Weight sharing on the digits CNN: file bytes against the int8
+.tflite and accuracy on the shared 450 test digits, for 2..6-bit indices. Writes
+compression.json and compression.png (bytes vs accuracy).
+Run: .venv/bin/python -m benchmarks.compression"""
 
 from __future__ import annotations
 
@@ -11,12 +14,63 @@ from pathlib import Path
 import numpy as np
 
 from converter import cluster, writer
+from converter.compress import WBITS, compress_file
 from converter.tflite_import import import_tflite
+from host_sim import run
 from host_sim.cli_compress import accuracy
 
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 OUT = Path(__file__).resolve().parent
 GOAL_RATIO, GOAL_POINTS = 0.15, 1.0  # file <= 0.15x the int8 .tflite, <= 1 point lost
+
+
+LOSSLESS_MODELS = ["hello_world_int8", "digits_mlp_int8", "digits_cnn_int8", "kws_ref_model",
+                   "micro_speech_quantized", "seanet_conv0", "seanet_pad0", "test_bconv2d_bin_0"]
+
+# On the board: instructions to decode each compressed file (tinyrt.decompress.inflate_path)
+# and to load it (decode + validate + prepare) beside loading the plain file (from ROMFS: in
+# place). The largest model first, while the heap is in one piece.
+DECODE = r"""
+import gc, json, time, tinyrt
+from tinyrt.decompress import inflate_path
+def us(f, *a):
+    gc.collect()
+    t = time.ticks_us()
+    r = f(*a)
+    t = time.ticks_diff(time.ticks_us(), t)
+    r = None
+    gc.collect()
+    return t
+out = {}
+for name in NAMES:
+    z = name + ".trz"
+    out[name] = [us(inflate_path, z), us(tinyrt.load, z), us(tinyrt.load, name + ".trt")]
+print(json.dumps(out))
+"""
+
+
+def measure_lossless(interpreter: str = "m0") -> list[dict]:
+    files, rows = {}, []
+    for name in LOSSLESS_MODELS:
+        src = MODELS / f"{name}.tflite"
+        g = import_tflite(src.read_bytes(), src.name)
+        plain = writer.serialize(g)
+        g.strip_names()
+        stripped = writer.serialize(g)
+        z, zs = compress_file(plain), compress_file(stripped)
+        files[f"{name}.trt"], files[f"{name}.trz"] = plain, z
+        rows.append(dict(model=name, tflite_bytes=src.stat().st_size, trt_bytes=len(plain),
+                         compressed_bytes=len(z), stripped_compressed_bytes=len(zs)))
+    order = sorted(LOSSLESS_MODELS, key=lambda n: -len(files[n + ".trt"]))
+    r = run(DECODE.replace("NAMES", json.dumps(order)), interpreter, files=files)
+    if r.returncode != 0:
+        raise RuntimeError(f"{interpreter}: {r.stderr[-2000:]}")
+    t = json.loads(r.stdout.strip().splitlines()[-1])
+    for row in rows:
+        dec, load_z, load_p = (1000 * v for v in t[row["model"]])
+        row.update(decode_instructions=dec, load_compressed_instructions=load_z,
+                   load_plain_instructions=load_p, interpreter=interpreter)
+    return rows
 
 
 def lut_weight_bytes(g) -> int:
@@ -85,8 +139,27 @@ def plot(res: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def print_lossless(rows: list[dict]) -> None:
+    print(f"lossless (zlib, 2^{WBITS}-byte window); instructions on {rows[0]['interpreter']}: "
+          "decode, load compressed, load plain (in place from ROMFS)")
+    print(f"{'model':<24} {'.tflite':>7} {'.trt':>7} {'zlib':>7} {'/tflite':>7} {'stripped':>8} "
+          f"{'/tflite':>7} {'decode':>10} {'load z':>10} {'load':>10}")
+    for r in rows:
+        t = r["tflite_bytes"]
+        print(f"{r['model']:<24} {t:>7,} {r['trt_bytes']:>7,} {r['compressed_bytes']:>7,} "
+              f"{r['compressed_bytes'] / t:>7.3f} {r['stripped_compressed_bytes']:>8,} "
+              f"{r['stripped_compressed_bytes'] / t:>7.3f} {r['decode_instructions']:>10,} "
+              f"{r['load_compressed_instructions']:>10,} {r['load_plain_instructions']:>10,}")
+    for key in ("trt_bytes", "compressed_bytes", "stripped_compressed_bytes"):
+        mean = np.mean([r[key] / r["tflite_bytes"] for r in rows])
+        print(f"  mean {key} / .tflite bytes: {mean:.3f}")
+
+
 def main() -> None:
+    lossless = measure_lossless()
+    print_lossless(lossless)
     res = measure()
+    res["lossless"] = lossless
     (OUT / "compression.json").write_text(json.dumps(res, indent=1) + "\n")
     plot(res, OUT / "compression.png")
     tfl = res["tflite_bytes"]

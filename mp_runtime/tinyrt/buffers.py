@@ -62,12 +62,12 @@ def free_heap():
     return gc.mem_free()
 
 
-def allocate(n, what, hint=""):
+def allocate(n, what, hint="", zero=True):
     free = free_heap()
     if n > free:
         raise ArenaError("%s needs %d bytes, the heap has %d free%s" % (what, n, free, hint))
     try:
-        return int8_buffer(n)
+        return int8_buffer(n, zero)
     except MemoryError:
         raise ArenaError("%s needs %d bytes, the heap could not supply them in one piece "
                          "(%d free, fragmented): load models first after a reset (Ctrl-D)%s"

@@ -88,7 +88,7 @@ def inflate_path(path):
     size = f.tell()
     f.close()
     n, want = read_header(head, size)
-    buf = allocate(n, "decoded " + what)
+    buf = allocate(n, "decoded " + what, zero=False)  # all overwritten
     f = _open(path)
     try:
         f.seek(ZHEADER_SIZE)
@@ -103,7 +103,7 @@ def inflate_buffer(src):
     from io import BytesIO
 
     n, want = read_header(src, len(src))
-    buf = allocate(n, "decoded compressed model buffer")
+    buf = allocate(n, "decoded compressed model buffer", zero=False)
     stream = BytesIO(bytes(src))
     stream.seek(ZHEADER_SIZE)
     _decode(stream, n, want, buf, "compressed model buffer")
