@@ -15,6 +15,7 @@ as CALL_COST instructions per call and shown separately.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import tempfile
 from array import array
@@ -26,6 +27,26 @@ KERNELS = Path(__file__).resolve().parents[1] / "mp_runtime" / "tinyrt" / "kerne
 KWS = Path(__file__).resolve().parents[2] / "shared" / "models" / "kws_ref_model.tflite"
 CALL_COST = 1000  # assumed M0 instructions of MicroPython work per Python->asm call (glue)
 MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+# per emulated core: tinyrt.fast.arch of its firmware and the mpy-cross -march its package is
+# compiled for (the M33 runs the armv7m kernels: armv8-m mainline has every Thumb-2 one used)
+CORES = {"m0": (4, "armv6m"), "m3": (5, "armv7m"), "m33": (5, "armv7m")}
+
+
+@contextlib.contextmanager
+def core(cpu):
+    """cortexm.emulated_asm for `cpu`, with the kernels choosing as on that core's firmware
+    (tinyrt.fast.arch set while inside); yields the Machine."""
+    arch, march = CORES[cpu]
+    with cortexm.emulated_asm(cpu, march) as m:
+        from tinyrt import fast
+
+        fast.arch[0] = arch
+        try:
+            yield m
+        finally:
+            fast.arch[0] = fast.native_arch()
 
 
 def _rand_fc(rnd, batches, n_in, n_out):
@@ -44,7 +65,7 @@ def fc_count(cpu, batches, n_in, n_out, seed=0):
     x, w, bias, q = _rand_fc(rnd, batches, n_in, n_out)
     y = array("b", [0] * (batches * n_out))
     args = (batches, n_in, n_out, -3, 5) + q + (-128, 127)
-    with cortexm.emulated_asm(cpu) as m:
+    with core(cpu) as m:
         from tinyrt.kernels import fully_connected_asm
         k = fully_connected_asm.prepare(x, w, bias, y, *args)
         m.count = 0
@@ -70,7 +91,7 @@ def conv_count(cpu, h, wd, c, out_c, kh, kw, stride, pad, seed=0):
                 for fx in range(kw):
                     iy, ix = oy * stride - pad + fy, ox * stride - pad + fx
                     valid += 0 <= iy < h and 0 <= ix < wd
-    with cortexm.emulated_asm(cpu) as m:
+    with core(cpu) as m:
         from tinyrt.kernels import conv_asm
         k = conv_asm.prepare(x, w, bias, y, 1, h, wd, c, out_c, kh, kw, stride, stride, 1, 1,
                              pad, pad, oh, ow, -2, 1, *q, -128, 127)
@@ -92,7 +113,7 @@ def depthwise_count(cpu, h, wd, c, dm, kh, kw, stride, pad, seed=0):
     q = (array("i", [40000] * oc), array("i", [0] * oc), array("i", [0] * oc),
          array("i", [8] * oc))
     y = array("b", [0] * (oh * ow * oc))
-    with cortexm.emulated_asm(cpu) as m:
+    with core(cpu) as m:
         from tinyrt.kernels import depthwise_conv_asm
         work = bytearray(depthwise_conv_asm.work_bytes(h, wd, c, kh, kw, stride, stride, 1, 1,
                                                          oh, ow))
@@ -109,7 +130,7 @@ def xor_popcount_count(cpu, words, rows, seed=0):
     src = array("b", [rnd.randint(-128, 127) for _ in range(4 * words)])
     w = array("b", [rnd.randint(-128, 127) for _ in range(4 * words * rows)])
     acc = array("i", [0] * rows)
-    with cortexm.emulated_asm(cpu) as m:
+    with core(cpu) as m:
         from tinyrt.kernels import bxor_popcount_asm
         m.count = 0
         bxor_popcount_asm.xor_popcount(src, w, words, rows, acc)
@@ -143,7 +164,7 @@ def bfc_count(cpu, rows, n_in, n_out, mode=0, seed=0):
     else:
         ot.table = array("b", [1] * (n_out * ot.table_row))
     y = array("b", [0] * (rows * (((n_out + 31) >> 5) << 2 if mode == 0 else n_out)))
-    with cortexm.emulated_asm(cpu) as m:
+    with core(cpu) as m:
         from tinyrt.kernels import bfully_connected_asm
         k = bfully_connected_asm.prepare(x, w, y, rows, wb, n_out, n_in, ot)
         m.count = 0
@@ -216,7 +237,7 @@ def viper_loop_cost(source: Path, arch: str = "armv6m"):
     return best
 
 
-def kws_layers(model_path: Path):
+def kws_layers(model_path: Path, cpu: str = "m0"):
     """Per layer of the converted model: (op name, MACs, asm instructions or None)."""
     import numpy as np
 
@@ -225,15 +246,11 @@ def kws_layers(model_path: Path):
 
     blob = serialize(import_tflite(model_path.read_bytes()))
     rows = []
-    with cortexm.emulated_asm("m0") as m:
+    with core(cpu) as m:
         import tinyrt
-        from tinyrt import fast, opcodes
+        from tinyrt import opcodes
 
-        fast.arch[0] = 4
-        try:
-            mod = tinyrt.load(bytearray(blob))
-        finally:
-            fast.arch[0] = fast.native_arch()
+        mod = tinyrt.load(bytearray(blob))
         mod.input(0).set([int(v) for v in np.zeros(mod.input(0).size, dtype=np.int8)])
         for i, k in enumerate(mod.kernels):
             c0, n0 = m.count, m.calls

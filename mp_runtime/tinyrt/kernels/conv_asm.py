@@ -13,7 +13,7 @@ from array import array
 
 from micropython import const
 
-from .fully_connected_asm import P_ROWS, P_Y, Rows, address_of
+from .fully_connected_asm import P_ROWS, P_Y, address_of, rows
 
 # im2col_row params block (array('i')), byte offsets
 _X0 = const(0)  # address of the batch's input image
@@ -122,7 +122,7 @@ class Conv2DAsm:
         self.direct = kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0 \
             and oh == h and ow == wd
         if self.direct:
-            self.rows = Rows(x, c, w, k, out_c, bias, x_zp, m_hi, m_lo, left, right, y,
+            self.rows = rows(x, c, w, k, out_c, bias, x_zp, m_hi, m_lo, left, right, y,
                              n * h * wd, y_zp, act_min, act_max, copy)
             self.pd = self.rows.p
             self.run = self.rows.run
@@ -151,7 +151,7 @@ class Conv2DAsm:
         pg[6] = c
         pg[7] = x_zp
         pg[8] = address_of(self.scratch)
-        self.rows = Rows(self.scratch, k, w, k, out_c, bias, x_zp, m_hi, m_lo, left, right, y,
+        self.rows = rows(self.scratch, k, w, k, out_c, bias, x_zp, m_hi, m_lo, left, right, y,
                          chunk, y_zp, act_min, act_max, copy)
         self.pd = self.rows.p
         self.run = self.rows.run

@@ -24,6 +24,7 @@ from array import array
 
 from micropython import const
 
+from ..fast import arch
 from .depthwise_conv import padded_bytes as work_bytes
 from .fully_connected_asm import address_of, wrap32
 
@@ -428,18 +429,26 @@ class DepthwiseConv2DAsm:
                         o = 4 * g + j
                         rec[i + 1 + j] = w[t * oc + o] if o < oc else 0
                     i += 5
-        req = array("i", [0] * (5 * oc))
+        v7 = arch[0] >= 5 and dm == 1 and c % 4 == 0  # Thumb-2: armv7m_depthwise_asm
+        if v7:
+            from .armv7m_depthwise_asm import N_PARAMS as n_params, dw_rows7
+            from .armv7m_rows_asm import record
+        req = array("i", [0] * ((6 if v7 else 5) * oc))
         for o in range(oc):
             s = 0
             for t in range(taps):
                 s += w[t * oc + o]
+            if v7:
+                record(req, o, wrap32(bias[o] - x_zp * s), m_hi[o], m_lo[o], left[o], right[o])
+                continue
             req[5 * o] = wrap32(bias[o] - x_zp * s)
             req[5 * o + 1] = m_hi[o]
             req[5 * o + 2] = m_lo[o]
             req[5 * o + 3] = left[o]
             req[5 * o + 4] = right[o]
         self.grp, self.rec, self.req = grp, rec, req
-        p = array("i", [0] * N_PARAMS)
+        self.run = dw_rows7 if v7 else dw_rows
+        p = array("i", [0] * (n_params if v7 else N_PARAMS))
         p[_P >> 2] = address_of(self.pad)
         p[_ROWSTEP >> 2] = sh * row_b
         p[_COLSTEP >> 2] = sw * c
@@ -483,7 +492,7 @@ class DepthwiseConv2DAsm:
             cp[C_SRC] = xa + b * x_batch
             pad_copy(cp)
             p[P_Y] = ya + b * y_batch
-            dw_rows(p)
+            self.run(p)
 
 
 def prepare(x, w, bias, y, n, h, wd, c, dm, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, x_zp,
@@ -493,3 +502,7 @@ def prepare(x, w, bias, y, n, h, wd, c, dm, kh, kw, sh, sw, dh, dw, pt, pl, oh, 
     return DepthwiseConv2DAsm(x, w, bias, y, n, h, wd, c, dm, kh, kw, sh, sw, dh, dw, pt, pl,
                               oh, ow, x_zp, y_zp, m_hi, m_lo, left, right, act_min, act_max,
                               work)
+
+
+if arch[0] >= 5:  # imported with this module (tinyrt.fast.preload), not between big buffers
+    from . import armv7m_depthwise_asm, armv7m_rows_asm  # noqa: F401

@@ -30,6 +30,8 @@ from array import array
 
 from micropython import const
 
+from ..fast import arch
+
 # params block (array('i')), byte offsets
 _X = const(0)  # address of x row 0
 _XSTEP = const(4)  # bytes from one x row to the next
@@ -764,13 +766,27 @@ class Rows:
         self.rec, self.p = rec, p
 
 
+def rows(x, x_step, w, k, n_out, bias, x_zp, m_hi, m_lo, left, right, y, rows_, y_zp,
+         act_min, act_max, copy=True):
+    """The int8 rows kernel for this firmware and layer: on armv7m and later (Thumb-2) the
+    two-rows-per-multiply kernel of kernels.armv7m_rows_asm (no weight copy; its pair row
+    costs 4 K bytes, so K <= MAX_K), else Rows (armv6m)."""
+    if arch[0] >= 5 and k <= 1024:
+        from .armv7m_rows_asm import Pairs
+
+        return Pairs(x, x_step, w, k, n_out, bias, x_zp, m_hi, m_lo, left, right, y, rows_,
+                     y_zp, act_min, act_max)
+    return Rows(x, x_step, w, k, n_out, bias, x_zp, m_hi, m_lo, left, right, y, rows_, y_zp,
+                act_min, act_max, copy)
+
+
 class FullyConnectedAsm:
     """Prepared once at load (packed weights, records, params block); fully_connected() has
     the reference function's signature and runs the whole layer in one asm call."""
 
     def __init__(self, x, w, bias, y, batches, n_in, n_out, x_zp, y_zp, m_hi, m_lo, left,
                  right, act_min, act_max, copy=True):
-        self.rows = Rows(x, n_in, w, n_in, n_out, bias, x_zp, m_hi, m_lo, left, right, y,
+        self.rows = rows(x, n_in, w, n_in, n_out, bias, x_zp, m_hi, m_lo, left, right, y,
                          batches, y_zp, act_min, act_max, copy)
         self.p = self.rows.p
         self.run = self.rows.run
@@ -787,3 +803,7 @@ def prepare(x, w, bias, y, batches, n_in, n_out, x_zp, y_zp, m_hi, m_lo, left, r
         return None
     return FullyConnectedAsm(x, w, bias, y, batches, n_in, n_out, x_zp, y_zp, m_hi, m_lo,
                              left, right, act_min, act_max, copy)
+
+
+if arch[0] >= 5:  # imported with this module (tinyrt.fast.preload), not between big buffers
+    from . import armv7m_rows_asm  # noqa: F401
