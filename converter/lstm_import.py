@@ -49,8 +49,8 @@ def unidirectional_sequence_lstm(im: _Importer, op: TflOp, name: str, build: Cal
             problems.append(f"{what}: inputs {given}")
     o = op.options
     act = ACTIVATIONS.get(o.FusedActivationFunction(), "?") if o is not None else "NONE"
-    if act not in ("TANH", "SIGMOID"):
-        problems.append(f"cell gate activation {act} (TFLM's LSTM takes TANH or SIGMOID)")
+    if act != "TANH":  # (the schema cannot say SIGMOID, TFLM's other choice)
+        problems.append(f"cell gate activation {act} (TFLM's LSTM takes TANH)")
     if o is not None and o.ProjClip() > 0:
         problems.append(f"proj_clip {o.ProjClip()}")
     x_t = im.t(op.inputs[0])
@@ -108,7 +108,7 @@ def unidirectional_sequence_lstm(im: _Importer, op: TflOp, name: str, build: Cal
     y = build(im.g, x, w_in_a, s_in, w_rec_a, s_rec, np.stack(biases),
               float(h_t.scales[0]), int(h_t.zero_points[0]), float(c_t.scales[0]), scale, zp,
               cell_clip=float(o.CellClip()) if o is not None else 0.0, time_major=time_major,
-              cell_tanh=act == "TANH", state_names=(h_t.name, c_t.name), name=name)
+              state_names=(h_t.name, c_t.name), name=name)
     im.tmap[op.inputs[18]] = y - 2  # the state tensors, made just before y
     im.tmap[op.inputs[19]] = y - 1
     return y

@@ -138,6 +138,7 @@ for r in range(RUNS):
     if BOARD and r < len(xs) and len(every) == r:
         # the block's later invokes may find their input overwritten (the arena reuses it)
         feed(m, xs[r])
+        m.reset()  # from zero state (an LSTM's), as TFLM's harness Reset()s per sample
         m.invoke()
         o = []
         for j in range(m.n_outputs):

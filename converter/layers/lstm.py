@@ -19,9 +19,8 @@ Device op (opcode 44, TFLite's):
            h int8 (B, S) VARIABLE   hidden state (zero point h_zp), kept across invokes,
            c int16 (B, S) VARIABLE  cell state (zero point 0), kept across invokes]
   outputs [y int8 (x's leading dims, S): the hidden state after each step]
-  params  [time_major, cell_tanh (1: the cell gate uses tanh, 0: sigmoid), cell_clip (0: none,
-           else the int16 clip bound), tanh_multiplier, tanh_shift (TFLM's tanh of the cell
-           state, from its scale's power of two)]
+  params  [time_major, cell_clip (0: none, else the int16 clip bound), tanh_multiplier,
+           tanh_shift (TFLM's tanh of the cell state, from its scale's power of two)]
 
 TFLM supports only the standard LSTM in micro (lstm_eval.cc ValidateTensorStatus): no CIFG,
 peephole, projection or layer norm; per-tensor weights (its gate FCs read the per-tensor
@@ -106,8 +105,7 @@ def unidirectional_sequence_lstm(
         g: Graph, x: int, w_in: np.ndarray, w_in_scales, w_rec: np.ndarray, w_rec_scales,
         bias: np.ndarray, h_scale: float, h_zero_point: int, c_scale: float, out_scale: float,
         out_zero_point: int, cell_clip: float = 0.0, time_major: bool = False,
-        cell_tanh: bool = True, state_names: tuple[str, str] = ("h", "c"),
-        name: str = "lstm") -> int:
+        state_names: tuple[str, str] = ("h", "c"), name: str = "lstm") -> int:
     """Add the LSTM; returns its output tensor. w_in int8 (4, S, I), w_rec int8 (4, S, S),
     scales one float32 per gate, bias int32 (4, S); gates in TFLite's order (GATES)."""
     xt = g.tensors[x]
@@ -162,5 +160,5 @@ def unidirectional_sequence_lstm(
     g.tensors[c].variable = True
     y = g.add_activation(name, xt.shape[:2] + (s,), out_scale, out_zero_point)
     g.add_op(opcodes.UNIDIRECTIONAL_SEQUENCE_LSTM, [x, wi, wr, bi, qi, ti, h, c], [y],
-             [int(time_major), int(cell_tanh), clip, multiplier, shift])
+             [int(time_major), clip, multiplier, shift])
     return y

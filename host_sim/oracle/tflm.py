@@ -102,6 +102,7 @@ _OPTIONS_TABLE: dict[str, str] = {
     "SPACE_TO_DEPTH": "SpaceToDepthOptions",
     "RESIZE_NEAREST_NEIGHBOR": "ResizeNearestNeighborOptions",
     "RESIZE_BILINEAR": "ResizeBilinearOptions",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "UnidirectionalSequenceLSTMOptions",
 }
 
 # Defaults applied before the caller's options where the schema default (0) is unusable.
@@ -144,6 +145,7 @@ class TTensor:
     zero_point: int | list[int] = 0
     quantized_dimension: int = 0
     data: np.ndarray | None = None
+    variable: bool = False  # is_variable: state TFLM keeps across invokes (LSTM)
 
 
 @dataclass
@@ -357,6 +359,8 @@ def build_tflite(
         tflite.TensorAddName(b, name)
         if quant is not None:
             tflite.TensorAddQuantization(b, quant)
+        if t.variable:
+            tflite.TensorAddIsVariable(b, True)
         tensor_offsets.append(tflite.TensorEnd(b))
 
     opcode_index: dict[int, int] = {}

@@ -5,11 +5,11 @@
 #            bias int32 (8, S), requant int32 (11, 3), table int32 (256,),
 #            h int8 (B, S) VARIABLE, c int16 (B, S) VARIABLE (byte pairs, tinyrt.tensor)
 #   outputs: y int8 (x's leading dims, S)
-#   params:  time_major, cell_tanh, cell_clip, tanh_multiplier, tanh_shift
+#   params:  time_major, cell_clip, tanh_multiplier, tanh_shift
 # Per step, for batch row b (the states' row b; rows are independent, so batch-major and
 # time-major differ only in where x and y sit), gates k = input, forget, cell, output:
 #   pre_k = sat16(sat16(MBQM(bias[2k] + w_in[k] . x)) + sat16(MBQM(bias[2k+1] + w_rec[k] . h)))
-#   i, f, o = sigmoid(pre) Q0.15; g = tanh(pre) (or sigmoid, cell_tanh == 0)
+#   i, f, o = sigmoid(pre) Q0.15; g = tanh(pre)
 #   c = sat16(sat16(MBQM(f * c, row 8)) + sat16(MBQM(i * g, row 9))), clipped to +-cell_clip
 #   h = sat8(h_zp + MBQM(tanh_c(c) * o, row 10)); y[step] = h
 # Bounds (31-bit small ints everywhere): the converter checks (|bias| + K * 2^14) << left
@@ -18,7 +18,11 @@
 from ..errors import ModelError
 from ..fileformat import INT16, INT32
 from ..requant import multiply_by_quantized_multiplier as _mbqm
-from .common import int32_values, requant_table, tensor, zeros
+from ..fast import chosen, select
+from .common import int32_values, requant_table, tensor
+
+# fast twin, imported by load() before it allocates the big buffers (tinyrt.fast.preload)
+TWINS = ("lstm_viper",)
 
 
 def sigmoid16(v, tab):
@@ -78,35 +82,41 @@ def _mul16(a, b, m_hi, m_lo, right):
     return v
 
 
-def lstm_step(k, xo, ho, yo):
-    """One time step of batch row at state offset ho: x row at xo, y row at yo."""
-    (x, w_in, w_rec, bias, rq, tab, h, c, y, n_in, n_s, gates, cell_tanh, clip, t_mul,
-     t_shift, h_zp) = k.args
-    m_hi, m_lo, left, right = rq
-    for g in range(4):
-        out = gates[g]
-        r_in = g + g
-        r_rec = r_in + 1
-        for o in range(n_s):
-            a = _fc16(w_in, (g * n_s + o) * n_in, x, xo, n_in, bias[r_in * n_s + o],
-                      m_hi[r_in], m_lo[r_in], left[r_in], right[r_in])
-            b = _fc16(w_rec, (g * n_s + o) * n_s, h, ho, n_s, bias[r_rec * n_s + o],
-                      m_hi[r_rec], m_lo[r_rec], left[r_rec], right[r_rec])
+def lstm_step(x, xo, w_in, w_rec, bias, m_hi, m_lo, left, right, tab, h, ho, c, y, yo, n_in,
+              n_s, clip, t_mul, t_shift, h_zp):
+    """One time step of one batch row: x row at xo, state rows at ho (h int8, c int16 byte
+    pairs), y row at yo. Unit by unit: its four gates, its cell, its new hidden value into y
+    (h is read by every unit's recurrent FC, so it takes y's row only at the end)."""
+    for o in range(n_s):
+        i = 0
+        f = 0
+        g = 0
+        for k in range(4):
+            r = k + k
+            a = _fc16(w_in, (k * n_s + o) * n_in, x, xo, n_in, bias[r * n_s + o], m_hi[r],
+                      m_lo[r], left[r], right[r])
+            r += 1
+            b = _fc16(w_rec, (k * n_s + o) * n_s, h, ho, n_s, bias[r * n_s + o], m_hi[r],
+                      m_lo[r], left[r], right[r])
             p = a + b
             if p > 32767:
                 p = 32767
             elif p < -32768:
                 p = -32768
-            if g == 2 and cell_tanh:
-                out[o] = tanh16(p, tab, 3, 0)
+            if k == 2:
+                p = tanh16(p, tab, 3, 0)
             else:
-                out[o] = sigmoid16(p, tab)
-    ig, fg, cg, og = gates
-    for o in range(n_s):
-        i = ho + o
-        cv = (c[i + i] & 255) | (c[i + i + 1] << 8)
-        cv = _mul16(fg[o], cv, m_hi[8], m_lo[8], right[8]) + _mul16(
-            ig[o], cg[o], m_hi[9], m_lo[9], right[9])
+                p = sigmoid16(p, tab)
+            if k == 0:
+                i = p
+            elif k == 1:
+                f = p
+            elif k == 2:
+                g = p
+        j = ho + o
+        cv = (c[j + j] & 255) | (c[j + j + 1] << 8)
+        cv = _mul16(f, cv, m_hi[8], m_lo[8], right[8]) + _mul16(i, g, m_hi[9], m_lo[9],
+                                                                 right[9])
         if cv > 32767:
             cv = 32767
         elif cv < -32768:
@@ -116,16 +126,17 @@ def lstm_step(k, xo, ho, yo):
                 cv = clip
             elif cv < -clip:
                 cv = -clip
-        c[i + i] = ((cv & 255) ^ 128) - 128  # low byte, as an int8
-        c[i + i + 1] = cv >> 8
-        v = h_zp + _mbqm(tanh16(cv, tab, t_mul, t_shift) * og[o], m_hi[10], m_lo[10], 0,
-                         right[10])
+        c[j + j] = ((cv & 255) ^ 128) - 128  # low byte, as an int8
+        c[j + j + 1] = cv >> 8
+        v = h_zp + _mbqm(tanh16(cv, tab, t_mul, t_shift) * p, m_hi[10], m_lo[10], 0,
+                         right[10])  # p: the output gate
         if v > 127:
             v = 127
         elif v < -128:
             v = -128
-        h[i] = v  # every gate of this step has read h already
         y[yo + o] = v
+    for o in range(n_s):
+        h[ho + o] = y[yo + o]
 
 
 class Lstm:
@@ -139,9 +150,9 @@ class Lstm:
         h = tensor(model, op, 6, "hidden state")
         c = tensor(model, op, 7, "cell state", INT16)
         y = tensor(model, op, ~0, "output")
-        if len(op.params) != 5:
-            raise ModelError("%d params, expected 5" % len(op.params))
-        time_major, cell_tanh, clip, t_mul, t_shift = op.params
+        if len(op.params) != 4:
+            raise ModelError("%d params, expected 4" % len(op.params))
+        time_major, clip, t_mul, t_shift = op.params
         xs = x.shape
         if len(xs) != 3 or len(w_in.shape) != 3 or w_in.shape[0] != 4:
             raise ModelError("input %r, input weights %r: expected (B, T, I), (4, S, I)"
@@ -164,19 +175,23 @@ class Lstm:
             if rq[2][r]:
                 raise ModelError("requantization row %d shifts left: expected a multiplier "
                                  "below 1" % r)
-        gates = (zeros(n_s), zeros(n_s), zeros(n_s), zeros(n_s))
-        self.args = (x.data, w_in.data, w_rec.data, int32_values(model, b), rq,
-                     int32_values(model, t), h.data, c.data, y.data, n_in, n_s, gates,
-                     cell_tanh, clip, t_mul, t_shift, h.zero_point)
-        self.shape = (time_major, batch, steps, n_in, n_s)
-        self.impl = "reference"
+        self.args = (x.data, w_in.data, w_rec.data, int32_values(model, b), rq[0], rq[1],
+                     rq[2], rq[3], int32_values(model, t), h.data, c.data, y.data, n_in, n_s,
+                     clip, t_mul, t_shift, h.zero_point)
+        self.shape = (time_major, batch, steps)
+        self.step = select("lstm_viper", "lstm_step", lstm_step)
+        self.impl = chosen["lstm_step"]
 
     def eval(self):
-        time_major, batch, steps, n_in, n_s = self.shape
+        (x, w_in, w_rec, bias, m_hi, m_lo, left, right, tab, h, c, y, n_in, n_s, clip, t_mul,
+         t_shift, h_zp) = self.args
+        time_major, batch, steps = self.shape
+        step = self.step
         for s in range(steps):
             for bt in range(batch):
                 row = s * batch + bt if time_major else bt * steps + s
-                lstm_step(self, row * n_in, bt * n_s, row * n_s)
+                step(x, row * n_in, w_in, w_rec, bias, m_hi, m_lo, left, right, tab, h,
+                     bt * n_s, c, y, row * n_s, n_in, n_s, clip, t_mul, t_shift, h_zp)
 
 
 def prepare(model, op):
