@@ -114,34 +114,44 @@ def _one(g: Graph, opcode: int, x: int, fn, quant, name: str) -> int:
 
 # -- the ops -----------------------------------------------------------------------------------
 
+def slice_bounds(begin: int, end: int, stride: int, size: int, begin_masked: bool,
+                 end_masked: bool, shrink: bool) -> list[int]:
+    """The indices one dim of TFLite's STRIDED_SLICE takes: TFLM's StartForAxis, StopForAxis
+    (clamped to [0, size] for a positive stride, [-1, size - 1] for a negative one; a masked
+    begin / end is the dim's first / last in the stride's direction; shrink takes one)."""
+    lo, hi = (0, size) if stride > 0 else (-1, size - 1)
+    start = (lo if stride > 0 else hi) if begin_masked else begin + (size if begin < 0 else 0)
+    start = min(max(start, lo), hi)
+    if shrink:
+        return [start]
+    stop = (hi if stride > 0 else lo) if end_masked else end + (size if end < 0 else 0)
+    stop = min(max(stop, lo), hi)
+    return list(range(start, stop, stride))
+
+
 def strided_slice(g: Graph, x: int, begin, end, strides, begin_mask: int = 0,
                   end_mask: int = 0, shrink_axis_mask: int = 0,
                   quant: tuple[float, int] | None = None, name: str = "strided_slice") -> int:
-    """TFLite STRIDED_SLICE (no ellipsis / new-axis masks): Python slicing semantics per dim,
-    begin/end clamped, shrink_axis keeps index begin and drops the dim."""
-    rank = len(g.tensors[x].shape)
-    if not len(begin) == len(end) == len(strides) <= rank:
+    """TFLite STRIDED_SLICE without ellipsis / new-axis masks, as TFLM's strided_slice.h."""
+    shape = g.tensors[x].shape
+    rank = len(shape)
+    if not len(begin) == len(end) == len(strides) == rank:  # TFLM reads one per dim
         raise ValueError(f"{name}: begin {list(begin)}, end {list(end)}, strides "
                          f"{list(strides)} for rank {rank}")
-    sel: list = []
-    for d in range(len(begin)):
+    picks = []
+    for d in range(rank):
         if strides[d] == 0:
             raise ValueError(f"{name}: stride 0 on dim {d}")
-        if shrink_axis_mask >> d & 1:
-            n = g.tensors[x].shape[d]
-            b = int(begin[d]) + (n if begin[d] < 0 else 0)
-            if not 0 <= b < n:
-                raise ValueError(f"{name}: shrink index {begin[d]} outside dim {d} of {n}")
-            sel.append(b)
-        else:
-            sel.append(slice(None if begin_mask >> d & 1 else int(begin[d]),
-                             None if end_mask >> d & 1 else int(end[d]), int(strides[d])))
+        shrink = bool(shrink_axis_mask >> d & 1)
+        idx = slice_bounds(int(begin[d]), int(end[d]), int(strides[d]), shape[d],
+                           bool(begin_mask >> d & 1), bool(end_mask >> d & 1), shrink)
+        if not idx or not 0 <= idx[0] < shape[d]:
+            raise ValueError(f"{name}: dim {d} of {shape[d]} sliced to {idx or 'nothing'}")
+        picks.append(idx)
+    keep = tuple(len(p) for d, p in enumerate(picks) if not shrink_axis_mask >> d & 1)
 
     def fn(ix):
-        r = ix[tuple(sel)]
-        if r.size == 0:
-            raise ValueError(f"{name}: the slice is empty")
-        return r
+        return ix[np.ix_(*picks)].reshape(keep or (1,))
     return _one(g, opcodes.STRIDED_SLICE, x, fn, quant, name)
 
 
