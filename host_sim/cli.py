@@ -11,7 +11,7 @@ from pathlib import Path
 
 import tinyrt
 
-from . import cli_compress, cli_diff, cli_quantize, cli_run
+from . import cli_compress, cli_diff, cli_quantize, cli_run, cli_search
 from .cli_args import (EXIT_CODES, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliParser, fail)
 
 
@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_run.add_parsers(sub)
     cli_diff.add_parser(sub, add)
     cli_compress.add_parser(add)
+    cli_search.add_parser(add)
     demo = add("demo", "run the end-to-end demo on the host simulator")
     demo.add_argument("--no-cache", action="store_true", help="train again, cache nothing")
     demo.add_argument("--calibration", choices=("minmax", "percentile"), default="minmax")
