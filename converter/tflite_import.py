@@ -607,6 +607,7 @@ _OPS: dict[str, tuple[Callable, str, str]] = {
     "SQUARED_DIFFERENCE": (more.squared_difference, "arith", "squared_difference"),
     "RSQRT": (more.unary, "arith", "rsqrt"),
     "BATCH_MATMUL": (more.batch_matmul, "matmul", "batch_matmul"),
+    "TRANSPOSE_CONV": (more.transpose_conv, "transpose_conv", "transpose_conv"),
 }
 SUPPORTED_OPS = tuple(sorted(_OPS))  # builtin ops; LCE's custom ops: lce_import.LCE_OPS
 

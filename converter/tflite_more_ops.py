@@ -106,3 +106,18 @@ def batch_matmul(im: Any, op: TflOp, name: str, build: Callable) -> int:
     lhs, rhs = im.x(op, 0, "lhs"), im.x(op, 1, "rhs")
     return build(im.g, lhs, rhs, *im.out(op), adj_x=bool(o.AdjX()) if o else False,
                  adj_y=bool(o.AdjY()) if o else False, name=name)
+
+
+def transpose_conv(im: Any, op: TflOp, name: str, build: Callable) -> int:
+    """inputs: output_shape (constant), filter, x, bias (optional)."""
+    o = op.options
+    out_shape = _ints(im, op, 0, "output_shape")
+    w, scales = im.weights(op, 1, axis=0)
+    x = im.x(op, 2)
+    b = im.bias(op, 3, w.shape[0])
+    act = im.activation(op) if o is not None and hasattr(o, "FusedActivationFunction") \
+        else "NONE"
+    padding = {0: "SAME", 1: "VALID"}.get(o.Padding() if o else 0, "?")
+    return build(im.g, x, w, scales, b, out_shape, *im.out(op),
+                 stride=(o.StrideH(), o.StrideW()) if o else (1, 1), padding=padding,
+                 activation=act, name=name)

@@ -1,6 +1,6 @@
 """Issue 13's new int8 ops against tflite-micro: STRIDED_SLICE (at run time), SLICE, TRANSPOSE,
 SPLIT, SPLIT_V, PACK, UNPACK, GATHER, DEPTH_TO_SPACE, SPACE_TO_DEPTH, RESIZE_NEAREST_NEIGHBOR,
-RESIZE_BILINEAR, SQUARED_DIFFERENCE, RSQRT, BATCH_MATMUL.
+RESIZE_BILINEAR, SQUARED_DIFFERENCE, RSQRT, BATCH_MATMUL, TRANSPOSE_CONV.
 
 Each case is a one-op .tflite written with host_sim.oracle.tflm.build_tflite, shapes, options
 and quantizations drawn from a seeded generator; tflite-micro runs it, tinyrt converts it and
@@ -192,12 +192,32 @@ def _batch_matmul(op: str, rng: Rng) -> tuple[bytes, list[tuple]]:
                   yq=[(_scale(rng, 0.05, 4.0), int(rng.integers(-128, 128)))]), [ls, rs]
 
 
+def _transpose_conv(op: str, rng: Rng) -> tuple[bytes, list[tuple]]:
+    n, h, w, ic, oc = (int(d) for d in rng.integers(1, 5, 5))
+    kh, kw, sh, sw = (int(d) for d in rng.integers(1, 4, 4))
+    padding = str(rng.choice(["SAME", "VALID"]))
+    oh, ow = (h * sh, w * sw) if padding == "SAME" else ((h - 1) * sh + kh, (w - 1) * sw + kw)
+    xq = _q(rng)
+    ws = [_scale(rng, 0.001, 0.05) for _ in range(oc)]
+    t = [_i32([n, oh, ow, oc]),
+         TTensor("w", (oc, kh, kw, ic), "int8", ws, [0] * oc, 0,
+                 rng.integers(-127, 128, (oc, kh, kw, ic)).astype(np.int8)),
+         TTensor("x", (n, h, w, ic), "int8", *xq),
+         TTensor("b", (oc,), "int32", [xq[0] * s for s in ws], [0] * oc, 0,
+                 rng.integers(-5000, 5000, oc).astype(np.int32)),
+         TTensor("y", (n, oh, ow, oc), "int8", _scale(rng, 0.01, 1.0),
+                 int(rng.integers(-128, 128)))]
+    ins = [0, 1, 2, 3] if rng.random() < 0.7 else [0, 1, 2, -1]
+    opts = {"padding": padding, "stride_h": sh, "stride_w": sw}
+    return build_tflite(t, [TOp(op, ins, [4], opts)], [2], [4]), [(n, h, w, ic)]
+
+
 GENERATORS = {op: _movement for op in (
     "STRIDED_SLICE", "SLICE", "TRANSPOSE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "GATHER",
     "DEPTH_TO_SPACE", "SPACE_TO_DEPTH")}
 GENERATORS.update({"RESIZE_NEAREST_NEIGHBOR": _resize, "RESIZE_BILINEAR": _resize,
                    "SQUARED_DIFFERENCE": _squared_difference, "RSQRT": _rsqrt,
-                   "BATCH_MATMUL": _batch_matmul})
+                   "BATCH_MATMUL": _batch_matmul, "TRANSPOSE_CONV": _transpose_conv})
 
 
 def _inputs(op: str, shapes: list[tuple], rng: Rng) -> list[np.ndarray]:

@@ -40,6 +40,7 @@ RESIZE_NEAREST_NEIGHBOR = 97
 SQUARED_DIFFERENCE = 99
 RSQRT = 76
 BATCH_MATMUL = 126
+TRANSPOSE_CONV = 67
 BINARIZE = 200  # int8 -> packed (LceQuantize)
 BCONV_2D = 201  # packed -> packed | int8 (LceBconv2d)
 BFULLY_CONNECTED = 202  # packed -> packed | int8
@@ -47,6 +48,7 @@ UNBINARIZE = 203  # packed -> int8 (LceDequantize)
 BMAX_POOL_2D = 204  # packed -> packed
 FULLY_CONNECTED_LUT = 205  # int8, weights as b-bit indices into an int8 codebook
 CONV_2D_LUT = 206  # int8, filter as b-bit indices into an int8 codebook
+SOFTMAX_EXP = 210  # SOFTMAX with its exp table computed at prepare from 3 params
 
 # opcode -> (name, kernel module in tinyrt.kernels)
 OPS = {
@@ -88,6 +90,7 @@ OPS = {
     SQUARED_DIFFERENCE: ("SQUARED_DIFFERENCE", "squared_difference"),
     RSQRT: ("RSQRT", "rsqrt"),
     BATCH_MATMUL: ("BATCH_MATMUL", "batch_matmul"),
+    TRANSPOSE_CONV: ("TRANSPOSE_CONV", "transpose_conv"),
     BINARIZE: ("BINARIZE", "binarize"),
     BCONV_2D: ("BCONV_2D", "bconv"),
     BFULLY_CONNECTED: ("BFULLY_CONNECTED", "bfully_connected"),
@@ -95,6 +98,7 @@ OPS = {
     BMAX_POOL_2D: ("BMAX_POOL_2D", "bmax_pool"),
     FULLY_CONNECTED_LUT: ("FULLY_CONNECTED_LUT", "fully_connected_lut"),
     CONV_2D_LUT: ("CONV_2D_LUT", "conv_lut"),
+    SOFTMAX_EXP: ("SOFTMAX_EXP", "softmax_exp"),
 }
 
 
