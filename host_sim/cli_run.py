@@ -52,7 +52,8 @@ def _run(args: argparse.Namespace, x: np.ndarray) -> tuple[list[np.ndarray], dic
     if args.heap is not None and args.interpreter == "cpython":
         print("tinyrt: note: --heap applies to the MicroPython interpreters, not cpython",
               file=sys.stderr)
-    return run(args.model, x, args.interpreter, args.heap, progress=True)
+    return run(args.model, x, args.interpreter, args.heap, progress=True,
+               sequence=getattr(args, "sequence", False))
 
 
 def _producer(d: dict, tensor: int) -> str:
@@ -217,6 +218,9 @@ def add_parsers(sub) -> None:
                      "zero_point) * scale (printed and saved as float32)")
     run.add_argument("--show", type=int, default=5, metavar="N", help="inputs printed "
                      "(default 5)")
+    run.add_argument("--sequence", action="store_true", help="the inputs are one sequence: "
+                     "a stateful model (LSTM) carries its state from x[i] to x[i+1] (by "
+                     "default each x[i] starts from zero state)")
     run.set_defaults(func=cmd_run)
     ev = sub.add_parser("eval", help="accuracy, confusion matrix and per-class figures "
                         "against labels", epilog=EXIT_CODES)

@@ -11,6 +11,8 @@ from .interpreters import run
 # For each model: prints the kernel chosen for each layer ("#kernels [...]"), feeds each
 # example's inputs (read one line at a time), then invoke() with the heap locked (a
 # MemoryError there means invoke allocated). Prints one JSON line of raw outputs per example.
+# With RESET each example starts from zero state (Model.reset(): an LSTM's; TFLM's harnesses
+# Reset() per sample), else the state carries from one example to the next.
 # Twins are selected strictly: one that fails to prepare where it should run is an error.
 INVOKE_MODELS = r"""
 import json, micropython, tinyrt, tinyrt.fast
@@ -31,6 +33,8 @@ while True:
         for i in range(len(ex)):
             m.input(i).set(ex[i])
         ex = None
+        if RESET:
+            m.reset()
         micropython.heap_lock()
         try:
             m.invoke()
@@ -48,13 +52,15 @@ f.close()
 
 
 def invoke_models(cases: list[tuple[bytes, list[list[np.ndarray]]]], interpreter: str,
-                  heap: int | None = None, fast: bool = True) -> list[list[list[np.ndarray]]]:
+                  heap: int | None = None, fast: bool = True, reset: bool = True
+                  ) -> list[list[list[np.ndarray]]]:
     """invoke_models_with_kernels without the kernels."""
-    return invoke_models_with_kernels(cases, interpreter, heap, fast)[0]
+    return invoke_models_with_kernels(cases, interpreter, heap, fast, reset)[0]
 
 
 def invoke_models_with_kernels(cases: list[tuple[bytes, list[list[np.ndarray]]]],
-                               interpreter: str, heap: int | None = None, fast: bool = True
+                               interpreter: str, heap: int | None = None, fast: bool = True,
+                               reset: bool = True
                                ) -> tuple[list[list[list[np.ndarray]]], list[list[str]]]:
     """For each (model bytes, examples): the raw outputs of every example, as flat int64 arrays,
     and the kernel each model's layers run ("asm", "viper" or "reference").
@@ -62,7 +68,8 @@ def invoke_models_with_kernels(cases: list[tuple[bytes, list[list[np.ndarray]]]]
     An example is a list of input arrays (one per model input) of what Tensor.set takes: int8
     values for an int8 input, int32 words for an int32 or bit-packed one (signed or unsigned).
     Outputs are what Tensor.tolist gives: int8 values, or signed int32 words. All models run in
-    one interpreter process. fast=False keeps the reference kernels where viper twins exist."""
+    one interpreter process. fast=False keeps the reference kernels where viper twins exist.
+    reset=False carries a stateful model's state (LSTM) from one example to the next."""
     # one line per model ("name count"), then one JSON line per example: the script reads a
     # line at a time, so a board-sized --heap measures the model, not the harness
     lines = []
@@ -72,7 +79,8 @@ def invoke_models_with_kernels(cases: list[tuple[bytes, list[list[np.ndarray]]]]
                   for ex in examples]
     files = {f"model{i}.trt": model for i, (model, _) in enumerate(cases)}
     files["cases.txt"] = "\n".join(lines) + "\n"
-    r = run(INVOKE_MODELS.replace("FAST", str(bool(fast))), interpreter, heap=heap, files=files)
+    script = INVOKE_MODELS.replace("FAST", str(bool(fast))).replace("RESET", str(bool(reset)))
+    r = run(script, interpreter, heap=heap, files=files)
     lines = r.stdout.rstrip("\n").split("\n") if r.stdout.strip() else []
     kernels = [json.loads(ln[len("#kernels "):]) for ln in lines if ln.startswith("#kernels ")]
     lines = [ln for ln in lines if not ln.startswith("#kernels ")]
@@ -90,6 +98,7 @@ def invoke_models_with_kernels(cases: list[tuple[bytes, list[list[np.ndarray]]]]
 
 
 def invoke_batch(model: bytes, examples: list[list[np.ndarray]], interpreter: str,
-                 heap: int | None = None, fast: bool = True) -> list[list[np.ndarray]]:
+                 heap: int | None = None, fast: bool = True, reset: bool = True
+                 ) -> list[list[np.ndarray]]:
     """The raw outputs of one model for each example."""
-    return invoke_models([(model, examples)], interpreter, heap, fast)[0]
+    return invoke_models([(model, examples)], interpreter, heap, fast, reset)[0]

@@ -52,6 +52,10 @@ def op_macs(d: dict) -> list[int]:
     """Multiply-accumulates of each operator of a described model (inspect_model.describe)."""
     out = []
     for o in d["operators"]:
+        if o["name"] == "UNIDIRECTIONAL_SEQUENCE_LSTM":  # per step and cell: 4 gates' FCs
+            w = d["tensors"][o["inputs"][1]]["shape"]  # (4, S, I)
+            out.append(_size(d["tensors"][o["outputs"][0]]["shape"]) * w[0] * (w[2] + w[1]))
+            continue
         if o["name"] not in MAC_OPS or len(o["inputs"]) < 2 or o["inputs"][1] < 0:
             out.append(0)
             continue
@@ -212,15 +216,20 @@ def batch_examples(x: np.ndarray, d: dict) -> list[list[np.ndarray]]:
 
 
 def run(model_path: str | Path, x: np.ndarray, interpreter: str = "unix",
-        heap: int | None = None, progress: bool = False
+        heap: int | None = None, progress: bool = False, sequence: bool = False
         ) -> tuple[list[np.ndarray], dict]:
     """Raw outputs of every x[i]: one array (n,) + output shape per model output, int8 for an
     int8 output, signed int32 words for an int32 or bit-packed one (last dimension: words).
     progress: show a bar on stderr (a terminal only) when the run looks longer than a few
-    seconds; the batch then runs in chunks of about a second, one interpreter process each."""
+    seconds; the batch then runs in chunks of about a second, one interpreter process each.
+    Each x[i] starts from zero state (a stateful model's, an LSTM's); with `sequence` the state
+    carries from x[i] to x[i + 1] (one process, no chunks)."""
     model, d = _read_model(model_path)
     examples = batch_examples(np.asarray(x), d)
-    rows = _invoke_chunked(model, examples, interpreter, heap, progress)
+    if sequence:
+        rows = _invoke(model, examples, interpreter, heap, reset=False)
+    else:
+        rows = _invoke_chunked(model, examples, interpreter, heap, progress)
     outs = []
     for k, spec in enumerate(d["outputs"]):
         shape = (len(rows),) + stored_shape(spec)
@@ -256,11 +265,11 @@ def _invoke_chunked(model: bytes, examples: list, interpreter: str, heap: int | 
     return rows
 
 
-def _invoke(model: bytes, examples: list, interpreter: str, heap: int | None
-            ) -> list[list[np.ndarray]]:
+def _invoke(model: bytes, examples: list, interpreter: str, heap: int | None,
+            reset: bool = True) -> list[list[np.ndarray]]:
     where = interpreter if heap is None else f"{interpreter} (heap {heap:,} B)"
     try:
-        return invoke_batch(model, examples, interpreter, heap=heap)
+        return invoke_batch(model, examples, interpreter, heap=heap, reset=reset)
     except (InterpreterError, AssertionError) as e:  # Assertion: fewer results than examples
         raise RunnerError(f"{where}: {failure_line(e, heap)}", 1) from None
 

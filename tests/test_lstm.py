@@ -302,3 +302,37 @@ def test_variants_refused_with_every_missing_piece() -> None:
     assert "op 0 (UNIDIRECTIONAL_SEQUENCE_LSTM)" in msg
     for piece in ("CIFG", "peephole", "projection: inputs [16, 17]", "activation RELU"):
         assert piece in msg, msg
+
+
+def test_cli_run_independent_samples_or_one_sequence(tmp_path, capsys) -> None:
+    """`tinyrt run` resets the state before each x[i] (TFLM's recorded y), unless --sequence
+    (then it equals tflite-micro invoked on x[0], x[1], ... without Reset)."""
+    from host_sim import cli
+
+    tflite, _, ref = shared()
+    src = SHARED_MODELS / f"{NAME}.tflite"
+    model = tmp_path / "lstm.trt"
+    assert cli.main(["convert", str(src), "-o", str(model)]) == 0
+    npz = str(SHARED_MODELS / f"{NAME}_io.npz")
+    got = {}
+    for seq in (False, True):
+        out = tmp_path / f"y{int(seq)}.npy"
+        assert cli.main(["run", str(model), "--input", npz, "--interpreter", "cpython",
+                         "--output", str(out)] + (["--sequence"] if seq else [])) == 0
+        got[seq] = np.load(out).reshape(len(ref["x"]), -1)
+    assert got[False].tolist() == ref["y"].reshape(len(ref["x"]), -1).tolist()
+    seq_ref = tflm_sequence(tflite, [(k == 0, [x]) for k, x in enumerate(ref["x"])])
+    assert got[True].tolist() == [r[0].tolist() for r in seq_ref]
+    assert got[True].tolist() != got[False].tolist()
+    capsys.readouterr()
+
+
+def test_summary_shows_macs_and_state(capsys) -> None:
+    import tinyrt
+
+    _, model, _ = shared()
+    tinyrt.load(model).summary()
+    text = capsys.readouterr().out
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in text
+    assert " 107520 " in text  # 28 steps x 20 cells x 4 gates x (28 + 20) products
+    assert text.count("state: kept across invoke(), reset()") == 2

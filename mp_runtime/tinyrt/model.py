@@ -243,6 +243,9 @@ class Model:
     def macs(self, i):
         """Multiply-accumulates of operator i per invoke (0 for ops without weights)."""
         op = self.file.ops[i]
+        if op.opcode == opcodes.UNIDIRECTIONAL_SEQUENCE_LSTM:  # per step and cell: 4 gates,
+            w = self.file.tensors[op.inputs[1]].shape  # (4, S, I): input and recurrent FCs
+            return _elements(self.file.tensors[op.outputs[0]].shape) * w[0] * (w[2] + w[1])
         if op.opcode not in _MAC_OPS or len(op.inputs) < 2 or op.inputs[1] == NO_TENSOR:
             return 0
         y = self.file.tensors[op.outputs[0]].shape
@@ -296,8 +299,9 @@ class Model:
                 name = t.name
                 if len(name) > _NAME_WIDTH:  # keep the end: converters put the op there
                     name = "..." + name[len(name) - _NAME_WIDTH + 3 :]
-                print("    %6d..%-6d %s %s" % (rec.offset, rec.offset + rec.nbytes, name,
-                                               t.shape))
+                print("    %6d..%-6d %s %s%s" % (rec.offset, rec.offset + rec.nbytes, name,
+                                                 t.shape, " state: kept across invoke(), "
+                                                 "reset()" if rec.flags & VARIABLE else ""))
 
     def profile(self, runs=1):
         """Run invoke() `runs` times timing each layer; print and return [(name, us)] (a list
