@@ -25,6 +25,7 @@ class Tensor:
     data: np.ndarray | None = None  # constant tensors only (stored bytes, see stored_bytes)
     per_channel: bool = False
     variable: bool = False  # state kept across invokes (LSTM): own arena space, reset to zp
+    view_of: tuple[int, int] | None = None  # (arena tensor, byte offset): a range of its bytes
 
     @property
     def is_const(self) -> bool:

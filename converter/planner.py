@@ -42,3 +42,21 @@ def plan_arena(buffers: list[Buffer], align: int = 4) -> tuple[list[int], int]:
         placed.append(i)
     total = max((offsets[i] + buffers[i].size for i in range(len(buffers))), default=0)
     return offsets, _aligned(total, align)
+
+
+def plan_views(sizes: dict[int, int], life: dict[int, list[int]],
+               views: dict[int, tuple[int, int]]) -> tuple[dict[int, int], int]:
+    """Arena offsets of tensors {id: bytes} alive over life[id] = [first, last]; a tensor in
+    `views` (id: (parent, byte offset)) is a range of its parent's bytes, not a buffer of its
+    own, and keeps its parent alive while it is used. Returns ({id: offset}, arena bytes)."""
+    span = {t: list(life[t]) for t in life if t not in views}
+    for t, (parent, _) in views.items():
+        s = span.setdefault(parent, list(life[t]))
+        s[0] = min(s[0], life[t][0])
+        s[1] = max(s[1], life[t][1])
+    ids = sorted(span)
+    offsets, total = plan_arena([Buffer(sizes[t], *span[t]) for t in ids])
+    out = dict(zip(ids, offsets))
+    for t, (parent, at) in views.items():
+        out[t] = out[parent] + at
+    return out, total

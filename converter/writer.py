@@ -11,7 +11,7 @@ from tinyrt.stream import plan_reads
 
 from . import schema
 from .graph import DTYPE_CODES, Graph
-from .planner import Buffer, plan_arena
+from .planner import plan_views
 
 CONVERTER_VERSION = "0.1.0"
 
@@ -40,9 +40,9 @@ def _lifetimes(g: Graph) -> dict[int, list[int]]:
 def plan(g: Graph) -> tuple[dict[int, int], int]:
     """Arena offsets of every activation tensor, and the arena size."""
     life = _lifetimes(g)
-    ids = sorted(life)
-    offsets, total = plan_arena([Buffer(g.tensors[t].nbytes, *life[t]) for t in ids])
-    return dict(zip(ids, offsets)), total
+    views = {t: g.tensors[t].view_of for t in life if g.tensors[t].view_of}
+    sizes = {i: t.nbytes for i, t in enumerate(g.tensors) if not t.is_const}
+    return plan_views(sizes, life, views)
 
 
 def _const_blob(g: Graph) -> tuple[dict[int, int], bytes]:

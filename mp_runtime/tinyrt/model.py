@@ -17,11 +17,13 @@ def _import_kernels(mf):
     before the big buffers are allocated (so no module lands between them)."""
     from .fast import preload
 
-    mods = []
+    # one list of its final size: a list grown op by op is moved up the heap at each growth
+    # and may end in the middle of the free space the arena needs (a 119-op model on m0)
+    mods = [None] * mf.n_ops
     for i, op in enumerate(mf.ops):
         mod = _kernel_module(op.opcode, i)
         preload(mod)
-        mods.append(mod)
+        mods[i] = mod
     return mods
 
 
