@@ -3,6 +3,7 @@
 (tinyrt/decompress.py, MicroPython's `deflate`) into the buffer the model runs from, so the
 outputs are the uncompressed file's, to the bit.
 
+`compress_graph` first drops what the board can compute exactly (SOFTMAX's 2 KB exp table).
 The whole file is one stream, not each weight section on its own: the tensor records, the
 requantization rows and the tables (softmax exponentials, binary thresholds) compress as well
 as the weights do, and one stream shares one window. A 2^10-byte window costs 1 KB of RAM at
@@ -46,6 +47,15 @@ def compress_file(model: bytes, wbits: int = WBITS) -> bytes:
     head = dict(decoded_bytes=len(model), crc32=zlib.crc32(model) & 0xFFFFFFFF,
                 stream_bytes=len(z))
     return ZFILE.build(dict(header=head, stream=z))
+
+
+def compress_graph(g) -> bytes:
+    """The compressed file of a Graph: its tables that the board can compute made params
+    (converter/compress_tables.py), then the whole file deflated. Outputs unchanged."""
+    from .compress_tables import compute_tables
+    from .writer import serialize
+
+    return compress_file(serialize(compute_tables(g)[0]))
 
 
 def decompress_file(b: bytes) -> bytes:

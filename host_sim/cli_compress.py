@@ -59,10 +59,11 @@ def size_table(before: int, after: int, tflite: int | None, sizes) -> list[str]:
 
 def compress_output(path: Path, src: Path | None = None) -> str:
     """Rewrite the model file at `path` losslessly compressed; one line saying what it took."""
-    from converter.compress import compress_file
+    from converter.cluster import graph_from_file
+    from converter.compress import compress_graph
 
     plain = path.read_bytes()
-    z = compress_file(plain)
+    z = compress_graph(graph_from_file(plain))
     path.write_bytes(z)
     tfl = src.stat().st_size if src is not None and src.suffix == ".tflite" else None
     return (f"{path}: compressed {len(plain):,} -> {len(z):,} bytes ({len(z) / len(plain):.3f}x"
@@ -71,7 +72,7 @@ def compress_output(path: Path, src: Path | None = None) -> str:
 
 def cmd_compress(args: argparse.Namespace) -> int:
     from converter import cluster, writer
-    from converter.compress import compress_file
+    from converter.compress import compress_graph
 
     src = Path(args.model)
     try:
@@ -99,7 +100,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
         except ValueError as e:
             return fail(str(e))
     after = writer.serialize(new)
-    written = compress_file(after) if args.lossless else after
+    written = compress_graph(new) if args.lossless else after
     Path(args.output).write_bytes(written)
     tflite = src.stat().st_size if src.suffix == ".tflite" else None
     if args.cluster is not None:

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from converter import writer
-from converter.compress import ZHEADER, compress_file, decompress_file, is_compressed
+from converter.compress import ZHEADER, compress_file, compress_graph, decompress_file, \
+    is_compressed
+from converter.compress_tables import compute_tables
 from converter.tflite_import import import_tflite
 from host_sim import run
 from host_sim.device import invoke_models
@@ -33,7 +35,12 @@ def shared(name: str) -> tuple[bytes, np.lib.npyio.NpzFile]:
         SHARED_MODELS / f"{name}_io.npz")
 
 
-def examples(io, model: bytes) -> list[list[np.ndarray]]:
+def shared_graph(name: str):
+    src = SHARED_MODELS / f"{name}.tflite"
+    return import_tflite(src.read_bytes(), src.name)
+
+
+def examples(io) -> list[list[np.ndarray]]:
     return [[x] for x in io["x"][:N_EXAMPLES]]
 
 
@@ -56,12 +63,14 @@ def test_roundtrip_and_layout():
 
 
 def test_shared_models_bit_exact(interpreter):
-    """Each shared model, compressed, in one interpreter process: TFLM's reference outputs
-    (LCE's for the binary model), as the plain files give them (tests/test_shared_models.py)."""
+    """Each shared model, compressed (SOFTMAX tables computed at prepare), in one interpreter
+    process: TFLM's reference outputs (LCE's for the binary model), as the plain files give
+    them (tests/test_shared_models.py)."""
     cases, refs = [], []
     for name in MODELS:
-        plain, io = shared(name)
-        cases.append((compress_file(plain), examples(io, plain)))
+        g = shared_graph(name)
+        io = np.load(SHARED_MODELS / f"{name}_io.npz")
+        cases.append((compress_graph(g), examples(io)))
         refs.append(io["y"][:N_EXAMPLES])
     results = invoke_models(cases, interpreter)
     for name, rows, want in zip(MODELS, results, refs):
@@ -156,14 +165,15 @@ def test_cli(tmp_path, capsys):
     assert main(["convert", str(src), "-o", str(out), "--compress"]) == 0
     text = capsys.readouterr().out
     plain = writer.serialize(import_tflite(src.read_bytes(), src.name))
-    assert decompress_file(out.read_bytes()) == plain
+    decoded = writer.serialize(compute_tables(import_tflite(src.read_bytes(), src.name))[0])
+    assert decompress_file(out.read_bytes()) == decoded and len(decoded) < len(plain) - 2000
     z = len(out.read_bytes())
     assert f"compressed {len(plain):,} -> {z:,} bytes" in text
     assert f"{z / src.stat().st_size:.3f}x the .tflite" in text
     assert main(["compress", str(src), "-o", str(out), "--lossless", "--eval",
                  str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy")]) == 0
     text = capsys.readouterr().out
-    assert decompress_file(out.read_bytes()) == plain
+    assert decompress_file(out.read_bytes()) == decoded
     acc = re.search(r"accuracy (\S+) -> (\S+) \(\+0\.00 points, 40 inputs", text)
     assert acc and acc[1] == acc[2] and float(acc[1]) > 0.9
     assert main(["info", str(out)]) == 0 and "tinyrt model" in capsys.readouterr().out

@@ -41,6 +41,7 @@ SQUARED_DIFFERENCE = 99
 RSQRT = 76
 BATCH_MATMUL = 126
 TRANSPOSE_CONV = 67
+DEQUANTIZE = 6
 BINARIZE = 200  # int8 -> packed (LceQuantize)
 BCONV_2D = 201  # packed -> packed | int8 (LceBconv2d)
 BFULLY_CONNECTED = 202  # packed -> packed | int8
@@ -91,6 +92,7 @@ OPS = {
     RSQRT: ("RSQRT", "rsqrt"),
     BATCH_MATMUL: ("BATCH_MATMUL", "batch_matmul"),
     TRANSPOSE_CONV: ("TRANSPOSE_CONV", "transpose_conv"),
+    DEQUANTIZE: ("DEQUANTIZE", "dequantize"),
     BINARIZE: ("BINARIZE", "binarize"),
     BCONV_2D: ("BCONV_2D", "bconv"),
     BFULLY_CONNECTED: ("BFULLY_CONNECTED", "bfully_connected"),

@@ -205,7 +205,6 @@ def softmax(x, y, rows, depth, e, r):
 class Softmax:
     def __init__(self, model, op):
         x = tensor(model, op, 0, "input")
-        t = tensor(model, op, 1, "exp table", INT32, const=True)
         y = tensor(model, op, ~0, "output")
         if tuple(y.shape) != tuple(x.shape) or not x.shape:
             raise ModelError("softmax input shape %r, output %r: expected equal"
@@ -216,7 +215,7 @@ class Softmax:
         if y.zero_point != -128 or y.scale != 0.00390625:
             raise ModelError("softmax output quantization (%g, %d), expected (1/256, -128)"
                              % (y.scale, y.zero_point))
-        e = int32_values(model, t)
+        e = self.table(model, op)
         if len(e) != 512:
             raise ModelError("softmax exp table has %d values, expected 512" % len(e))
         for d in range(256):
@@ -229,6 +228,10 @@ class Softmax:
         self.args = (x.data, y.data, x.size // depth, depth, e, array("i", [0, 0]))
         self.fn = select("softmax_viper", "softmax", softmax)
         self.impl = chosen["softmax"]
+
+    def table(self, model, op):
+        """The exp table, array('i') of 512 (SOFTMAX_EXP computes it instead)."""
+        return int32_values(model, tensor(model, op, 1, "exp table", INT32, const=True))
 
     def eval(self):
         x, y, rows, depth, e, r = self.args
