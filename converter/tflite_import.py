@@ -66,6 +66,7 @@ def _check_ops(m: TflModel, ops: list[TflOp], const: dict[int, np.ndarray]
             dtype_reported = True
 
     packed = set()
+    floats = set()  # float32 outputs of DEQUANTIZE
     for op in ops:
         lce = lce_op_name(op.name) is not None
         if op.name not in _OPS and not lce:
@@ -76,6 +77,9 @@ def _check_ops(m: TflModel, ops: list[TflOp], const: dict[int, np.ndarray]
             continue
         allowed = ("int8", "int32") if lce else (
             ("int8", "int16") if op.name in INT16_OPS + STATE_OPS else ("int8",))
+        if op.name == "DEQUANTIZE":  # int8 in, float32 out
+            allowed = ("int8", "float32")
+            floats.update(i for i in op.outputs if m.tensors[i].dtype == "float32")
         for i in op.inputs + op.outputs:
             if i >= 0 and i not in const and m.tensors[i].dtype not in allowed:
                 dtype_problem(op, m.tensors[i], "input" if i in op.inputs else "output")
@@ -83,7 +87,7 @@ def _check_ops(m: TflModel, ops: list[TflOp], const: dict[int, np.ndarray]
                 packed.add(i)
     for role, ids in (("model input", m.inputs), ("model output", m.outputs)):
         for i in ids:
-            if m.tensors[i].dtype not in ("int8", "int16") and i not in packed:
+            if m.tensors[i].dtype not in ("int8", "int16") and i not in packed | floats:
                 dtype_problem(None, m.tensors[i], role)
     return problems, bad
 
@@ -338,6 +342,9 @@ class _Importer:
                 raise UnsupportedModelError(f"{op.describe()}: tinyrt computes a {gt.dtype} "
                                             f"output, the model says {t.dtype} for "
                                             f"{t.describe()}")
+            if gt.dtype == "float32":  # DEQUANTIZE's real values: no quantization
+                self.tmap[op.outputs[k]] = gi
+                continue
             self.per_tensor(op, op.outputs[k], "output")
             if (np.float32(gt.scale) != t.scales[0] or gt.zero_point != t.zero_points[0]):
                 raise UnsupportedModelError(f"{op.describe()}: output {t.describe()} has "
@@ -608,6 +615,7 @@ _OPS: dict[str, tuple[Callable, str, str]] = {
     "RSQRT": (more.unary, "arith", "rsqrt"),
     "BATCH_MATMUL": (more.batch_matmul, "matmul", "batch_matmul"),
     "TRANSPOSE_CONV": (more.transpose_conv, "transpose_conv", "transpose_conv"),
+    "DEQUANTIZE": (more.dequantize, "arith", "dequantize"),
 }
 SUPPORTED_OPS = tuple(sorted(_OPS))  # builtin ops; LCE's custom ops: lce_import.LCE_OPS
 

@@ -121,3 +121,11 @@ def transpose_conv(im: Any, op: TflOp, name: str, build: Callable) -> int:
     return build(im.g, x, w, scales, b, out_shape, *im.out(op),
                  stride=(o.StrideH(), o.StrideW()) if o else (1, 1), padding=padding,
                  activation=act, name=name)
+
+
+def dequantize(im: Any, op: TflOp, name: str, build: Callable) -> int:
+    y = im.t(op.outputs[0])
+    if y.dtype != "float32":
+        raise UnsupportedModelError(f"{op.describe()}: output {y.describe()} is {y.dtype}; "
+                                    "tinyrt's DEQUANTIZE makes float32 from int8")
+    return build(im.g, im.x(op, 0), name=name)

@@ -9,6 +9,7 @@ under micropython.heap_lock: outputs must equal TFLM's to the bit."""
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 
 import numpy as np
@@ -17,6 +18,7 @@ import pytest
 from converter.tflite_import import UnsupportedModelError, import_tflite
 from converter.writer import serialize
 from host_sim.device import invoke_models
+from host_sim.interpreters import run
 from host_sim.oracle.tflm import TOp, TTensor, build_tflite, run_tflm
 
 CASES_PER_OP = 6
@@ -218,6 +220,7 @@ GENERATORS = {op: _movement for op in (
 GENERATORS.update({"RESIZE_NEAREST_NEIGHBOR": _resize, "RESIZE_BILINEAR": _resize,
                    "SQUARED_DIFFERENCE": _squared_difference, "RSQRT": _rsqrt,
                    "BATCH_MATMUL": _batch_matmul, "TRANSPOSE_CONV": _transpose_conv})
+TESTED_OPS = (*GENERATORS, "DEQUANTIZE")  # every op this file checks against TFLM
 
 
 def _inputs(op: str, shapes: list[tuple], rng: Rng) -> list[np.ndarray]:
@@ -254,6 +257,53 @@ def test_new_ops_match_tflm(interpreter: str) -> None:
                 np.testing.assert_array_equal(a, b, err_msg=f"{op} on {interpreter}")
         counts[op] = counts.get(op, 0) + 1
     assert counts == {op: CASES_PER_OP for op in GENERATORS}
+
+
+# DEQUANTIZE's output is float32: read back as its raw bytes (exact on every interpreter, no
+# float formatting between) and through Output.tolist(), invoke() under heap_lock
+DEQUANTIZE_SCRIPT = """
+import json, micropython, tinyrt
+for k in range(N):
+    m = tinyrt.load("m%d.trt" % k)
+    m.input(0).set(json.loads(open("x%d.json" % k).read()))
+    o = m.output(0)
+    micropython.heap_lock()
+    try:
+        m.invoke()
+    finally:
+        micropython.heap_unlock()
+    print(json.dumps([list(o.data), o.tolist()]))
+"""
+
+
+@lru_cache(maxsize=None)
+def dequantize_cases() -> tuple[dict, list[np.ndarray]]:
+    rng = np.random.default_rng(1399)
+    files, wants = {}, []
+    for k in range(CASES_PER_OP):
+        shape = [(256,), (2, 128), (4, 4, 16), (1, 2, 8, 16)][k % 4]
+        t = [TTensor("x", shape, "int8", _scale(rng, 1e-4, 10.0), int(rng.integers(-128, 128))),
+             TTensor("y", shape, "float32")]
+        tfl = build_tflite(t, [TOp("DEQUANTIZE", [0], [1])], [0], [1])
+        x = rng.permutation(np.arange(-128, 128)).astype(np.int8).reshape(shape)
+        wants.append(run_tflm(tfl, [x])[0].ravel())
+        files[f"m{k}.trt"] = serialize(import_tflite(tfl))
+        files[f"x{k}.json"] = str(x.ravel().tolist())
+    return files, wants
+
+
+def test_dequantize_matches_tflm(interpreter: str) -> None:
+    files, wants = dequantize_cases()
+    r = run(DEQUANTIZE_SCRIPT.replace("N", str(len(wants))), interpreter, files=files)
+    lines = r.stdout.strip().split("\n")
+    assert len(lines) == len(wants), r.stdout[-2000:] + r.stderr[-2000:]
+    for line, want in zip(lines, wants):
+        raw, values = json.loads(line)
+        got = np.array(raw, np.int64).astype(np.uint8).view("<f4")
+        np.testing.assert_array_equal(got.view("<i4"), want.view("<i4"), err_msg=interpreter)
+        # tolist() gives those floats; single-precision boards print them with 8 digits, which
+        # can land one float32 step away when parsed back (the bytes above are the exact check)
+        np.testing.assert_allclose(np.array(values, np.float64), want, rtol=2.0 ** -22)
 
 
 def test_refusals() -> None:

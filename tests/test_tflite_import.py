@@ -25,6 +25,7 @@ from host_sim.oracle.tflm import TOp, TTensor, build_tflite, run_tflm
 
 from .conftest import SHARED_MODELS
 from .test_lce_model import mixed_case
+from .test_new_ops import TESTED_OPS as NEW_OPS
 
 EXAMPLES = 6  # random inputs per case
 
@@ -243,6 +244,7 @@ def prepared() -> dict[str, Prepared]:
 # Ops whose differential cases live in a file of their own (stateful ones need sequences with
 # reset(), which the one-invoke-per-example cases here do not model).
 TESTED_ELSEWHERE = {"UNIDIRECTIONAL_SEQUENCE_LSTM": "tests/test_lstm.py"}
+TESTED_ELSEWHERE.update({op: "tests/test_new_ops.py" for op in NEW_OPS})
 
 
 def test_every_supported_op_has_a_case() -> None:

@@ -15,6 +15,12 @@ RSQRT  (kernel rsqrt.py, a 256-entry table as kernels/lookup.py; TFLM elementwis
   QuantizeMultiplier(1 / double(sqrtf(s_x) * s_y)). TFLM stops the invoke with an error for
   x < zp_x (a negative real); tinyrt's table gives there what v = 1 gives.
   inputs  [x, table int8 (256,)]  outputs [y]  params []
+DEQUANTIZE  (kernel dequantize.py; TFLM dequantize.cc -> reference Dequantize, int8 -> float32):
+  y = float(double(s_x) * (x - zp_x)), which depends only on x: the 256 float32 results are
+  stored as their IEEE-754 bit patterns and the kernel copies 4 bytes per element (no float
+  arithmetic on the board; the output tensor holds float32 values in the arena).
+  inputs  [x, table int32 (256,): float32 bits of the result for x = -128..127]
+  outputs [y float32]  params []
 """
 
 from __future__ import annotations
@@ -108,3 +114,20 @@ def rsqrt(g: Graph, x: int, out_scale: float, out_zero_point: int, name: str = "
     check_zero_point(out_zero_point, name)
     t = rsqrt_table(xt.scale, xt.zero_point, out_scale, out_zero_point)
     return _table_op(g, opcodes.RSQRT, x, t, out_scale, out_zero_point, name)
+
+
+def dequantize_table(x_scale: float, x_zp: int) -> np.ndarray:
+    """float32 bits of TFLM's static_cast<float>(double(scale) * (x - zero_point))."""
+    s = float(np.float32(x_scale))
+    reals = np.array([s * (x - x_zp) for x in range(-128, 128)], np.float64).astype(np.float32)
+    return reals.view(np.int32)
+
+
+def dequantize(g: Graph, x: int, name: str = "dequantize") -> int:
+    xt = g.tensors[x]
+    if xt.dtype != "int8":
+        raise ValueError(f"{name}: input is {xt.dtype}; tinyrt dequantizes int8")
+    ti = g.add_const(name + "/table", dequantize_table(xt.scale, xt.zero_point), "int32")
+    y = g.add_activation(name + "/out", xt.shape, 1.0, 0, "float32")
+    g.add_op(opcodes.DEQUANTIZE, [x, ti], [y], [])
+    return y

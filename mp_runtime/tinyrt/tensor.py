@@ -14,11 +14,14 @@
 # Values of the wrong kind (floats, None, str; a scalar or a generator for a sequence) raise
 # ShapeError saying what the tensor takes (tinyrt.explain words it, imported only then); the
 # checks cost nothing on the success path.
+from struct import unpack_from
+
 from .errors import ShapeError
-from .fileformat import DTYPES, INT8, INT16, INT32, PACKED, tensor_name, tensor_shape
+from .fileformat import DTYPES, FLOAT32, INT8, INT16, INT32, PACKED, tensor_name, tensor_shape
 
 _INT8 = DTYPES[INT8][0]
 _INT16 = DTYPES[INT16][0]
+_FLOAT32 = DTYPES[FLOAT32][0]  # DEQUANTIZE's outputs: read (tolist, [i]) as floats, after invoke
 _WORDS = (DTYPES[INT32][0], DTYPES[PACKED][0])  # dtypes set()/tolist() take as int32 words
 _QUANTIZE_LIMIT = 512.0  # |r / scale| beyond this saturates whatever the zero point
 
@@ -80,6 +83,8 @@ class Tensor:
         if self.dtype == _INT16:
             d = self.data
             return (d[i + i] & 255) | d[i + i + 1] << 8
+        if self.dtype == _FLOAT32:
+            return unpack_from("<f", self.data, 4 * i)[0]
         return self.data[i]
 
     def __repr__(self):
@@ -188,6 +193,11 @@ class Tensor:
             for i in range(0, len(d), 2):
                 out.append((d[i] & 255) | d[i + 1] << 8)
             return out
+        if self.dtype == _FLOAT32:
+            out = []
+            for i in range(0, len(d), 4):
+                out.append(unpack_from("<f", d, i)[0])
+            return out
         if self.dtype not in _WORDS:
             return list(d)
         out = []
@@ -267,7 +277,7 @@ class Output(Tensor):
 
     def __getitem__(self, i):
         self._check()
-        return self.data[i]
+        return Tensor.__getitem__(self, i)
 
     def tolist(self):
         self._check()
