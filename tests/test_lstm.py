@@ -21,6 +21,8 @@ from functools import cache
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from tinyrt import fileformat as ff
 from tinyrt import opcodes
 
@@ -173,11 +175,13 @@ def check_shared(rows: list[list[np.ndarray]], interpreter: str) -> None:
 
 
 def lstm_tflite(seed: int, batch: int, steps: int, n_in: int, n_s: int, time_major: bool,
-                cell_pow: int, clip: float, cell_act: str, h_zp: int) -> bytes:
+                cell_pow: int, clip: float, h_zp: int, bias_max: int = 30000,
+                sx: float | None = None) -> bytes:
     """One int8 UNIDIRECTIONAL_SEQUENCE_LSTM as TFLite's converter writes it: 24 inputs,
     variable hidden (int8) and cell (int16, scale 2^cell_pow) state tensors."""
     rng = np.random.default_rng(seed)
-    sx, sh = 0.02 + 0.01 * rng.random(), 1 / 128 * (0.5 + rng.random())
+    sx = 0.02 + 0.01 * rng.random() if sx is None else sx
+    sh = 1 / 128 * (0.5 + rng.random())
     x_shape = (steps, batch, n_in) if time_major else (batch, steps, n_in)
     t = [TTensor("x", x_shape, "int8", sx, int(rng.integers(-20, 20)))]
     for k in range(8):
@@ -186,40 +190,54 @@ def lstm_tflite(seed: int, batch: int, steps: int, n_in: int, n_s: int, time_maj
                          data=rng.integers(-127, 128, (n_s, cols))))
     for k in range(4):
         t.append(TTensor(f"b{k}", (n_s,), "int32", sx * 0.01,
-                         data=rng.integers(-30000, 30000, n_s)))
+                         data=rng.integers(-bias_max, bias_max + 1, n_s)))
     t.append(TTensor("h", (batch, n_s), "int8", sh, h_zp, variable=True))
     t.append(TTensor("c", (batch, n_s), "int16", 2.0 ** cell_pow, 0, variable=True))
     t.append(TTensor("y", x_shape[:2] + (n_s,), "int8", sh, h_zp))
     ins = [0, 1, 2, 3, 4, 5, 6, 7, 8, -1, -1, -1, 9, 10, 11, 12, -1, -1, 13, 14,
            -1, -1, -1, -1]
     op = TOp("UNIDIRECTIONAL_SEQUENCE_LSTM", ins, [15],
-             {"fused_activation_function": cell_act, "cell_clip": clip,
+             {"fused_activation_function": "TANH", "cell_clip": clip,
               "time_major": time_major})
     return build_tflite(t, [op], [0], [15])
 
 
-SYNTHETIC = [  # seed, batch, steps, n_in, n_s, time_major, cell_pow, clip, cell act, h_zp
-    (1, 1, 3, 5, 4, False, -12, 0.0, "TANH", 0),
-    (2, 2, 2, 7, 3, False, -11, 1.5, "TANH", 5),
-    (3, 2, 3, 4, 5, True, -13, 0.0, "TANH", -7),
-    (4, 1, 1, 9, 6, False, -10, 0.25, "TANH", 0),  # T = 1: streaming, one step per invoke
-    (5, 3, 1, 3, 2, True, -15, 0.0, "TANH", 12),
-    (6, 1, 4, 16, 9, False, -12, 10.0, "TANH", -3),
+SYNTHETIC = [  # seed, batch, steps, n_in, n_s, time_major, cell_pow, clip, h_zp
+    (1, 1, 3, 5, 4, False, -12, 0.0, 0),
+    (2, 2, 2, 7, 3, False, -11, 1.5, 5),
+    (3, 2, 3, 4, 5, True, -13, 0.0, -7),
+    (4, 1, 1, 9, 6, False, -10, 0.25, 0),  # T = 1: streaming, one step per invoke
+    (5, 3, 1, 3, 2, True, -15, 0.0, 12),
+    (6, 1, 4, 16, 9, False, -12, 10.0, -3),
 ]
-SYN_INVOKES = 4  # per synthetic model: 3 invokes, reset(), 1 more
+
+def _random_case(k: int) -> tuple:
+    r = np.random.default_rng(500 + k)
+    return (500 + k, int(r.integers(1, 4)), int(r.integers(1, 5)), int(r.integers(1, 13)),
+            int(r.integers(1, 11)), bool(r.integers(2)), int(r.integers(-16, -7)),
+            float(r.choice([0.0, 0.1, 0.7, 3.0])), int(r.integers(-40, 41)),
+            int(r.choice([0, 3000, 300000, 3000000])), float(r.uniform(0.001, 0.08)))
+
+
+RANDOM = [_random_case(k) for k in range(12)]  # as SYNTHETIC, then bias_max and x scale
+
+
+def sequence_examples(seed: int, batch: int, steps: int, n_in: int, time_major: bool
+                      ) -> list[tuple[bool, list[np.ndarray]]]:
+    """3 invokes from zero state (state carried), then reset() and the first input again."""
+    rng = np.random.default_rng(100 + seed)
+    shape = (steps, batch, n_in) if time_major else (batch, steps, n_in)
+    xs = [rng.integers(-128, 128, shape) for _ in range(3)]
+    return [(k == 0, [x]) for k, x in enumerate(xs)] + [(True, [xs[0]])]
 
 
 @cache
 def synthetic() -> list[tuple[bytes, bytes, list, list]]:
-    """(.tflite, converted model, examples, TFLM's outputs) per SYNTHETIC case."""
+    """(.tflite, converted model, examples, TFLM's outputs) per SYNTHETIC and RANDOM case."""
     out = []
-    for case in SYNTHETIC:
+    for case in SYNTHETIC + RANDOM:
         tflite = lstm_tflite(*case)
-        rng = np.random.default_rng(100 + case[0])
-        shape = (case[2], case[1], case[3]) if case[5] else (case[1], case[2], case[3])
-        xs = [rng.integers(-128, 128, shape) for _ in range(SYN_INVOKES)]
-        xs[-1] = xs[0]  # after reset(): the first input again
-        examples = [(k in (0, SYN_INVOKES - 1), [xs[k]]) for k in range(SYN_INVOKES)]
+        examples = sequence_examples(case[0], case[1], case[2], case[3], case[5])
         out.append((tflite, serialize(import_tflite(tflite)), examples,
                     tflm_sequence(tflite, examples)))
     return out
@@ -234,7 +252,7 @@ def test_lstm_on_every_interpreter(interpreter: str) -> None:
     check_shared(results[0], interpreter)
     want = "reference" if fast_kernel(interpreter) == "reference" else "viper"
     assert kernels[0][0] == want, (interpreter, kernels[0])
-    for case, (_, _, _, ref), rows in zip(SYNTHETIC, syn, results[1:], strict=True):
+    for case, (_, _, _, ref), rows in zip(SYNTHETIC + RANDOM, syn, results[1:], strict=True):
         got = [r[0].tolist() for r in rows]
         assert got == [r[0].tolist() for r in ref], (interpreter, case)
         assert got[-1] == got[0]  # reset() then the first input: the first output again
@@ -243,7 +261,7 @@ def test_lstm_on_every_interpreter(interpreter: str) -> None:
 def test_synthetic_sequences_carry_state() -> None:
     """TFLM's outputs of the synthetic sequences depend on the state (else the test above
     would pass with a kernel that forgets it)."""
-    for case, (tflite, _, examples, ref) in zip(SYNTHETIC, synthetic(), strict=True):
+    for case, (tflite, _, examples, ref) in zip(SYNTHETIC, synthetic(), strict=False):
         fresh = tflm_sequence(tflite, [(True, xs) for _, xs in examples])
         assert any(a[0].tolist() != b[0].tolist() for a, b in zip(fresh, ref)), case
 
@@ -336,3 +354,34 @@ def test_summary_shows_macs_and_state(capsys) -> None:
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in text
     assert " 107520 " in text  # 28 steps x 20 cells x 4 gates x (28 + 20) products
     assert text.count("state: kept across invoke(), reset()") == 2
+
+
+@given(seed=st.integers(0, 2**31), batch=st.integers(1, 3), steps=st.integers(1, 4),
+       n_in=st.integers(1, 12), n_s=st.integers(1, 10), time_major=st.booleans(),
+       cell_pow=st.integers(-16, -8), clip=st.sampled_from([0.0, 0.1, 0.7, 3.0, 100.0]),
+       h_zp=st.integers(-40, 40), bias_max=st.sampled_from([0, 3000, 300000, 3000000]),
+       sx=st.floats(0.001, 0.08))
+def test_random_lstms_match_tflm(seed, batch, steps, n_in, n_s, time_major, cell_pow, clip,
+                                 h_zp, bias_max, sx):
+    """Random LSTMs (biases up to saturating the gates) over 3 invokes (state carried), then
+    reset() and the first input again: the reference kernel, in this process, equals TFLM (the
+    viper twin runs the RANDOM cases on every interpreter above)."""
+    import tinyrt
+    import tinyrt.fast
+
+    tflite = lstm_tflite(seed, batch, steps, n_in, n_s, time_major, cell_pow, clip, h_zp,
+                         bias_max, sx)
+    examples = sequence_examples(seed, batch, steps, n_in, time_major)
+    want = [r[0].tolist() for r in tflm_sequence(tflite, examples)]
+    model = serialize(import_tflite(tflite))
+    tinyrt.fast.enable(False)
+    try:
+        m = tinyrt.load(model)
+    finally:
+        tinyrt.fast.enable(True)
+    got = []
+    for reset, (x,) in examples:
+        if reset:
+            m.reset()
+        got.append(m.invoke(x.ravel().tolist()).tolist())
+    assert got == want
