@@ -90,11 +90,17 @@ def invoke_models_with_kernels(cases: list[tuple[bytes, list[list[np.ndarray]]]]
                              f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
     results, pos = [], 0
     for _, examples in cases:
-        rows = [[np.array(o, dtype=np.int64) for o in json.loads(line)]
+        rows = [[_values(o) for o in json.loads(line)]
                 for line in lines[pos: pos + len(examples)]]
         results.append(rows)
         pos += len(examples)
     return results, kernels
+
+
+def _values(o: list) -> np.ndarray:
+    """One output's values: int64, or float64 for a float32 output (DEQUANTIZE's reals)."""
+    floats = any(isinstance(v, float) for v in o)
+    return np.array(o, dtype=np.float64 if floats else np.int64)
 
 
 def invoke_batch(model: bytes, examples: list[list[np.ndarray]], interpreter: str,

@@ -233,7 +233,8 @@ def run(model_path: str | Path, x: np.ndarray, interpreter: str = "unix",
     outs = []
     for k, spec in enumerate(d["outputs"]):
         shape = (len(rows),) + stored_shape(spec)
-        cast = np.int32 if spec["dtype"] in WORD_DTYPES else np.int8
+        cast = {"float32": np.float32}.get(spec["dtype"],
+                                          np.int32 if spec["dtype"] in WORD_DTYPES else np.int8)
         outs.append(np.stack([r[k] for r in rows]).astype(cast).reshape(shape))
     return outs, d
 

@@ -17,6 +17,7 @@ import pytest
 
 from converter.tflite_import import UnsupportedModelError, import_tflite
 from converter.writer import serialize
+from host_sim import cli
 from host_sim.device import invoke_models
 from host_sim.interpreters import run
 from host_sim.oracle.tflm import TOp, TTensor, build_tflite, run_tflm
@@ -304,6 +305,24 @@ def test_dequantize_matches_tflm(interpreter: str) -> None:
         # tolist() gives those floats; single-precision boards print them with 8 digits, which
         # can land one float32 step away when parsed back (the bytes above are the exact check)
         np.testing.assert_allclose(np.array(values, np.float64), want, rtol=2.0 ** -22)
+
+
+def test_tinyrt_run_gives_dequantize_floats(tmp_path) -> None:
+    """tinyrt convert + tinyrt run on an int8 -> float32 model: the saved output is float32,
+    equal to TFLM's (unix port, invoke under heap_lock)."""
+    t = [TTensor("x", (3, 4), "int8", 0.0371, -7), TTensor("y", (3, 4), "float32")]
+    tfl = tmp_path / "deq.tflite"
+    tfl.write_bytes(build_tflite(t, [TOp("DEQUANTIZE", [0], [1])], [0], [1]))
+    x = np.random.default_rng(3).integers(-128, 128, (5, 3, 4)).astype(np.int8)
+    np.save(tmp_path / "x.npy", x)
+    trt, out = tmp_path / "deq.trt", tmp_path / "y.npy"
+    assert cli.main(["convert", str(tfl), "-o", str(trt)]) == 0
+    assert cli.main(["run", str(trt), "--input", str(tmp_path / "x.npy"), "--output",
+                     str(out)]) == 0
+    y = np.load(out)
+    assert y.dtype == np.float32 and y.shape == (5, 3, 4)
+    for i in range(5):
+        np.testing.assert_array_equal(y[i], run_tflm(tfl.read_bytes(), [x[i]])[0])
 
 
 def test_refusals() -> None:
