@@ -18,7 +18,7 @@ import pytest
 from converter.tflite_import import UnsupportedModelError, import_tflite
 from converter.writer import serialize
 from host_sim import cli
-from host_sim.device import invoke_models
+from host_sim.device import invoke_models_with_kernels
 from host_sim.interpreters import run
 from host_sim.oracle.tflm import TOp, TTensor, build_tflite, run_tflm
 
@@ -247,9 +247,15 @@ def cases() -> tuple:
     return tuple(out)
 
 
+VIPER_TWINS = ("BATCH_MATMUL", "TRANSPOSE_CONV")  # ops with a viper twin (the MAC-heavy ones)
+
+
 def test_new_ops_match_tflm(interpreter: str) -> None:
     cs = cases()
-    got = invoke_models([(m, ex) for _, m, ex, _ in cs], interpreter)
+    got, kernels = invoke_models_with_kernels([(m, ex) for _, m, ex, _ in cs], interpreter)
+    twin = "reference" if interpreter == "wasm" else "viper"  # no viper emitter in the WASI build
+    assert [k for (op, *_), k in zip(cs, kernels) if op in VIPER_TWINS] == \
+        [[twin]] * (CASES_PER_OP * len(VIPER_TWINS))
     counts: dict[str, int] = {}
     for (op, _, _, want), rows in zip(cs, got):
         for w, ys in zip(want, rows):

@@ -9,8 +9,12 @@
 #   y[b, m, n] = clamp(MBQM(acc, M, shift) + zp_y, -128, 127)
 # Bound (31-bit rule): |acc| <= K * 255 * 255, and acc << left < 2^30 (checked at prepare).
 from ..errors import ModelError
+from ..fast import select
 from ..requant import multiply_by_quantized_multiplier
 from .common import INT32, check_zero_points, requant_table, tensor
+
+# fast twin, imported by load() before it allocates the big buffers (tinyrt.fast.preload)
+TWINS = ("batch_matmul_viper",)
 
 
 def batch_matmul(a_, b_, y, dims, ls, rs, zl, zr, q, zy):
@@ -80,10 +84,12 @@ class BatchMatMul:
         q = (m_hi[0], m_lo[0], left[0], right[0])
         self.args = (lt.data, rt.data, y.data, dims, ls, rs, lt.zero_point, rt.zero_point, q,
                      y.zero_point)
+        self.fn = select("batch_matmul_viper", "batch_matmul", batch_matmul)
+        self.impl = "viper" if self.fn is not batch_matmul else "reference"
 
     def eval(self):
         a, b, y, dims, ls, rs, zl, zr, q, zy = self.args
-        batch_matmul(a, b, y, dims, ls, rs, zl, zr, q, zy)
+        self.fn(a, b, y, dims, ls, rs, zl, zr, q, zy)
 
 
 def prepare(model, op):

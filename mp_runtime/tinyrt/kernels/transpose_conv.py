@@ -1,6 +1,6 @@
 # TRANSPOSE_CONV, int8 (TFLM transpose_conv.cc -> reference integer_ops/transpose_conv.h).
 #   inputs:  x int8 (N, H, W, IC), w int8 (OC, KH, KW, IC) (per-channel scales on axis 0),
-#            bias int32 (OC) or absent, requant int32 (OC | 1, 3)
+#            bias int32 (OC) or absent (zeros), requant int32 (OC | 1, 3)
 #   outputs: y int8 (N, OH, OW, OC)
 #   params:  stride_h, stride_w, pad_top, pad_left, act_min, act_max
 #            (pads: TFLite's ComputePaddingHeightWidth on the OUTPUT's height and width, as
@@ -13,9 +13,13 @@
 # Bounds: |x - x_zp| <= 255, |w| <= 128: |acc| <= |bias| + 32640 KH KW IC, checked by the
 # converter to stay below 2^30 >> left_shift.
 from ..errors import ModelError
+from ..fast import select
 from ..fileformat import INT32
 from ..requant import multiply_by_quantized_multiplier
 from .common import check_activation, int32_values, requant_table, tensor, zeros
+
+# fast twin, imported by load() before it allocates the big buffers (tinyrt.fast.preload)
+TWINS = ("transpose_conv_viper",)
 
 
 def taps(n_out, n_in, k, stride, pad, in_step, k_step):
@@ -37,7 +41,8 @@ def taps(n_out, n_in, k, stride, pad, in_step, k_step):
 
 
 def transpose_conv(x, w, bias, y, dims, rows, cols, q, zx, zy, act_min, act_max):
-    """dims: (N, IC, OC, OH, OW, x batch step, w channel step); rows, cols: taps() results;
+    """bias: array('i') (OC); dims: (N, IC, OC, OH, OW, x batch step, w channel step); rows,
+    cols: taps() results;
     q: (m_hi, m_lo, left, right) arrays per channel."""
     n, ic, oc, oh, ow, xb, wc = dims
     rc, rt, rm = rows
@@ -49,9 +54,7 @@ def transpose_conv(x, w, bias, y, dims, rows, cols, q, zx, zy, act_min, act_max)
         for oy in range(oh):
             for ox in range(ow):
                 for c in range(oc):
-                    acc = 0
-                    if bias is not None:
-                        acc = bias[c]
+                    acc = bias[c]
                     wbase = c * wc
                     for i in range(rc[oy]):
                         ry = 2 * (oy * rm + i)
@@ -97,7 +100,7 @@ class TransposeConv:
         check_activation(what, act_min, act_max)
         n, h, wd, ic = xs
         oc, kh, kw, _ = ws
-        bias = None
+        bias = zeros(oc)  # no bias: zeros (one table shape for both kernels)
         if b is not None:
             bias = int32_values(model, b)
             if len(bias) != oc:
@@ -109,10 +112,12 @@ class TransposeConv:
         dims = (n, ic, oc, ys[1], ys[2], h * wd * ic, kh * kw * ic)
         self.args = (x.data, w.data, bias, y.data, dims, rows, cols, q, x.zero_point,
                      y.zero_point, act_min, act_max)
+        self.fn = select("transpose_conv_viper", "transpose_conv", transpose_conv)
+        self.impl = "viper" if self.fn is not transpose_conv else "reference"
 
     def eval(self):
         x, w, bias, y, dims, rows, cols, q, zx, zy, act_min, act_max = self.args
-        transpose_conv(x, w, bias, y, dims, rows, cols, q, zx, zy, act_min, act_max)
+        self.fn(x, w, bias, y, dims, rows, cols, q, zx, zy, act_min, act_max)
 
 
 def prepare(model, op):
