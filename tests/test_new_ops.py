@@ -247,7 +247,7 @@ def cases() -> tuple:
     return tuple(out)
 
 
-VIPER_TWINS = ("BATCH_MATMUL", "TRANSPOSE_CONV")  # ops with a viper twin (the MAC-heavy ones)
+VIPER_TWINS = ("RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR", "BATCH_MATMUL", "TRANSPOSE_CONV")
 
 
 def test_new_ops_match_tflm(interpreter: str) -> None:

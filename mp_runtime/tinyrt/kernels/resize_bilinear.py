@@ -14,7 +14,11 @@
 from array import array
 
 from ..errors import ModelError
+from ..fast import select
 from .resize_nearest import check_sources, geometry
+
+# fast twin, imported by load() before it allocates the big buffers (tinyrt.fast.preload)
+TWINS = ("resize_bilinear_viper",)
 
 
 def resize_bilinear(x, y, n, h, w, c, oh, ow, rows, cols):
@@ -59,10 +63,12 @@ class ResizeBilinear:
         if 128 * spread[0] * spread[1] >= 1 << 30:
             raise ModelError("%s weights %r leave 31-bit ints" % (what, spread))
         self.args = (x.data, y.data, n, h, w, c, oh, ow, rows, cols)
+        self.fn = select("resize_bilinear_viper", "resize_bilinear", resize_bilinear)
+        self.impl = "viper" if self.fn is not resize_bilinear else "reference"
 
     def eval(self):
         x, y, n, h, w, c, oh, ow, rows, cols = self.args
-        resize_bilinear(x, y, n, h, w, c, oh, ow, rows, cols)
+        self.fn(x, y, n, h, w, c, oh, ow, rows, cols)
 
 
 def prepare(model, op):

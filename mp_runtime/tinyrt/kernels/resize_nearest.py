@@ -10,7 +10,11 @@
 from array import array
 
 from ..errors import ModelError
+from ..fast import select
 from .common import tensor
+
+# fast twin, imported by load() before it allocates the big buffers (tinyrt.fast.preload)
+TWINS = ("resize_nearest_viper",)
 
 
 def resize_nearest(x, y, n, h, w, c, oh, ow, rows, cols):
@@ -64,10 +68,12 @@ class ResizeNearest:
         check_sources(what, rows, h)
         check_sources(what, cols, w)
         self.args = (x.data, y.data, n, h, w, c, oh, ow, rows, cols)
+        self.fn = select("resize_nearest_viper", "resize_nearest", resize_nearest)
+        self.impl = "viper" if self.fn is not resize_nearest else "reference"
 
     def eval(self):
         x, y, n, h, w, c, oh, ow, rows, cols = self.args
-        resize_nearest(x, y, n, h, w, c, oh, ow, rows, cols)
+        self.fn(x, y, n, h, w, c, oh, ow, rows, cols)
 
 
 def prepare(model, op):
