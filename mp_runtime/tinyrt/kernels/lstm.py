@@ -19,7 +19,7 @@ from ..errors import ModelError
 from ..fileformat import INT16, INT32
 from ..requant import multiply_by_quantized_multiplier as _mbqm
 from ..fast import chosen, select
-from .common import int32_values, requant_table, tensor
+from .common import int32_values, requant_table, tensor, zeros
 
 # fast twin, imported by load() before it allocates the big buffers (tinyrt.fast.preload)
 TWINS = ("lstm_viper",)
@@ -82,11 +82,12 @@ def _mul16(a, b, m_hi, m_lo, right):
     return v
 
 
-def lstm_step(x, xo, w_in, w_rec, bias, m_hi, m_lo, left, right, tab, h, ho, c, y, yo, n_in,
-              n_s, clip, t_mul, t_shift, h_zp):
+def lstm_step(x, w_in, w_rec, xo, bias, wsum, gates, m_hi, m_lo, left, right, tab, h, ho, c,
+              y, yo, n_in, n_s, clip, t_mul, t_shift, h_zp):
     """One time step of one batch row: x row at xo, state rows at ho (h int8, c int16 byte
     pairs), y row at yo. Unit by unit: its four gates, its cell, its new hidden value into y
-    (h is read by every unit's recurrent FC, so it takes y's row only at the end)."""
+    (h is read by every unit's recurrent FC, so it takes y's row only at the end). wsum (the
+    weight rows' sums of w + 128) and gates (4 * S words of scratch) are the viper twin's."""
     for o in range(n_s):
         i = 0
         f = 0
@@ -175,23 +176,34 @@ class Lstm:
             if rq[2][r]:
                 raise ModelError("requantization row %d shifts left: expected a multiplier "
                                  "below 1" % r)
-        self.args = (x.data, w_in.data, w_rec.data, int32_values(model, b), rq[0], rq[1],
-                     rq[2], rq[3], int32_values(model, t), h.data, c.data, y.data, n_in, n_s,
-                     clip, t_mul, t_shift, h.zero_point)
+        wsum = zeros(8 * n_s)  # the viper twin's: rows' sums of w + 128, w_in's then w_rec's
+        self.args = (x.data, w_in.data, w_rec.data, int32_values(model, b), wsum,
+                     zeros(4 * n_s), rq[0], rq[1], rq[2], rq[3], int32_values(model, t), h.data,
+                     c.data, y.data, n_in, n_s, clip, t_mul, t_shift, h.zero_point)
         self.shape = (time_major, batch, steps)
-        self.step = select("lstm_viper", "lstm_step", lstm_step)
-        self.impl = chosen["lstm_step"]
+        if n_in > 32768 or n_s > 32768:  # beyond the viper twin's int32 bound
+            self.step = lstm_step
+            self.impl = "reference"
+        else:
+            self.step = select("lstm_viper", "lstm_step", lstm_step)
+            self.impl = chosen["lstm_step"]
+        if self.impl == "viper":
+            from .lstm_viper import weight_sums
+
+            mv = memoryview(wsum)
+            weight_sums(w_in.data, 4 * n_s, n_in, mv[: 4 * n_s])
+            weight_sums(w_rec.data, 4 * n_s, n_s, mv[4 * n_s :])
 
     def eval(self):
-        (x, w_in, w_rec, bias, m_hi, m_lo, left, right, tab, h, c, y, n_in, n_s, clip, t_mul,
-         t_shift, h_zp) = self.args
+        (x, w_in, w_rec, bias, wsum, gates, m_hi, m_lo, left, right, tab, h, c, y, n_in, n_s,
+         clip, t_mul, t_shift, h_zp) = self.args
         time_major, batch, steps = self.shape
         step = self.step
         for s in range(steps):
             for bt in range(batch):
                 row = s * batch + bt if time_major else bt * steps + s
-                step(x, row * n_in, w_in, w_rec, bias, m_hi, m_lo, left, right, tab, h,
-                     bt * n_s, c, y, row * n_s, n_in, n_s, clip, t_mul, t_shift, h_zp)
+                step(x, w_in, w_rec, row * n_in, bias, wsum, gates, m_hi, m_lo, left, right,
+                     tab, h, bt * n_s, c, y, row * n_s, n_in, n_s, clip, t_mul, t_shift, h_zp)
 
 
 def prepare(model, op):

@@ -4,112 +4,152 @@
 # sigmoid/tanh interpolation, the cell and hidden updates.
 #
 # Bounds (int32 machine words on 32-bit boards): int8 values read through ptr8 are bytes
-# (0..255) made signed by (b ^ 0x80) - 0x80; the converter guarantees (|bias| + K * 2^14)
-# << left < 2^30 for each gate FC, so acc and a = acc << left stay inside int32; products of
-# two int16 values are <= 2^30 - 2^15; the interpolation (ua << 9) + 511 * 65535 < 2^26.
-# int32 tables: bias through two little-endian ptr16 halves (the high one made signed);
-# m_hi, m_lo, left, right and the sigmoid table are non-negative, read with ptr32.
+# (0..255); the converter guarantees (|bias| + K * 2^14) << left < 2^30 for each gate FC, so
+# acc and a = acc << left stay inside int32; products of two int16 values are <= 2^30 - 2^15;
+# the interpolation (ua << 9) + 511 * 65535 < 2^26. int32 tables: bias through two
+# little-endian ptr16 halves (the high one made signed); wsum, m_hi, m_lo, left, right and the
+# sigmoid table are non-negative, read with ptr32.
+#
+# Speed (m0): gate by gate, FC by FC over all units (each FC's multiplier and row pointers set
+# once, the weight rows walked in order), the gates' values kept in `gates` (array('i'),
+# 4 * S, each value + 32768: ptr32 loads of negative words differ between ports); then unit by
+# unit the cell and hidden updates. The two walking pointers are the first two parameters (x,
+# w_in), so they live in the emitter's register locals; products use the unsigned bytes
+# xu = x ^ 0x80 = x + 128 and wu = w ^ 0x80 = w + 128:
+#   sum x * w = sum xu * wu - 128 * (sum xu + sum wu - 128 * n),
+# with sum wu per weight row precomputed at prepare (wsum: w_in's 4 * S rows, then w_rec's) and
+# sum xu once per step and vector.
+# |sum xu * wu| <= 65025 * n and the correction <= 65280 * n stay below 2^31 for n <= 32768
+# (the kernel runs the reference beyond).
 import micropython
 
 
 @micropython.viper
-def lstm_step(x: ptr8, xo: int, w_in: ptr8, w_rec: ptr8, bias: ptr16, m_hi: ptr32,
-              m_lo: ptr32, left: ptr32, right: ptr32, tab: ptr32, h: ptr8, ho: int, c: ptr8,
-              y: ptr8, yo: int, n_in: int, n_s: int, clip: int, t_mul: int, t_shift: int,
-              h_zp: int):
-    o = 0
-    while o < n_s:
-        ig = 0
-        fg = 0
-        gg = 0
-        p = 0
-        k = 0
-        while k < 4:
-            pre = 0
-            src = 0
-            while src < 2:  # 0: input FC over x, 1: recurrent FC over h
-                r = k + k + src
-                if src == 0:
-                    n = n_in
-                    xv = ptr8(int(x) + xo)
-                    wv = ptr8(int(w_in) + (k * n_s + o) * n_in)
-                else:
-                    n = n_s
-                    xv = ptr8(int(h) + ho)
-                    wv = ptr8(int(w_rec) + (k * n_s + o) * n_s)
-                bi = (r * n_s + o) << 1
-                acc = ((((bias[bi + 1] ^ 0x8000) - 0x8000) << 16) | bias[bi])
-                j = 0
-                n4 = n & -4
-                while j < n4:
-                    acc += (((wv[j] ^ 0x80) - 0x80) * ((xv[j] ^ 0x80) - 0x80)
-                            + ((wv[j + 1] ^ 0x80) - 0x80) * ((xv[j + 1] ^ 0x80) - 0x80)
-                            + ((wv[j + 2] ^ 0x80) - 0x80) * ((xv[j + 2] ^ 0x80) - 0x80)
-                            + ((wv[j + 3] ^ 0x80) - 0x80) * ((xv[j + 3] ^ 0x80) - 0x80))
-                    j += 4
-                while j < n:
-                    acc += ((wv[j] ^ 0x80) - 0x80) * ((xv[j] ^ 0x80) - 0x80)
-                    j += 1
+def lstm_step(x: ptr8, w_in: ptr8, w_rec: ptr8, xo: int, bias: ptr16, wsum: ptr32,
+              gates: ptr32, m_hi: ptr32, m_lo: ptr32, left: ptr32, right: ptr32, tab: ptr32,
+              h: ptr8, ho: int, c: ptr8, y: ptr8, yo: int, n_in: int, n_s: int, clip: int,
+              t_mul: int, t_shift: int, h_zp: int):
+    x_row = int(x) + xo
+    h_row = int(h) + ho
+    wi_base = int(w_in)
+    wr_base = int(w_rec)
+    sx = 0  # sum of x ^ 0x80 over the step's input row, then over the hidden state's
+    x = ptr8(x_row)
+    j = 0
+    while j < n_in:
+        sx += x[j] ^ 0x80
+        j += 1
+    sh = 0
+    x = ptr8(h_row)
+    j = 0
+    while j < n_s:
+        sh += x[j] ^ 0x80
+        j += 1
+    k = 0
+    while k < 4:
+        src = 0
+        while src < 2:  # 0: input FC over x, 1: recurrent FC over h (then the activation)
+            r = k + k + src
+            mh = m_hi[r]
+            ml = m_lo[r]
+            sl = left[r]
+            rr = right[r]
+            if src == 0:
+                n = n_in
+                row = x_row
+                w_in = ptr8(wi_base + k * n_s * n_in)
+                sv = sx
+            else:
+                n = n_s
+                row = h_row
+                w_in = ptr8(wr_base + k * n_s * n_s)
+                sv = sh
+            ws = (src * 4 + k) * n_s
+            bb = r * n_s
+            gk = k * n_s
+            nn = n << 7
+            n4 = n & -4
+            o = 0
+            while o < n_s:
+                x = ptr8(row)
+                end = row + n
+                end4 = row + n4
+                d = 0
+                while int(x) < end4:
+                    d += ((w_in[0] ^ 0x80) * (x[0] ^ 0x80) + (w_in[1] ^ 0x80) * (x[1] ^ 0x80)
+                          + (w_in[2] ^ 0x80) * (x[2] ^ 0x80) + (w_in[3] ^ 0x80) * (x[3] ^ 0x80))
+                    x = ptr8(int(x) + 4)
+                    w_in = ptr8(int(w_in) + 4)
+                while int(x) < end:
+                    d += (w_in[0] ^ 0x80) * (x[0] ^ 0x80)
+                    x = ptr8(int(x) + 1)
+                    w_in = ptr8(int(w_in) + 1)
+                bi = (bb + o) << 1
+                acc = ((((bias[bi + 1] ^ 0x8000) - 0x8000) << 16) | bias[bi]) + (
+                    d - ((sv + wsum[ws + o] - nn) << 7))
                 # MultiplyByQuantizedMultiplier(acc, M, shift) (requant_viper.py)
-                a = acc << left[r]
+                a = acc << sl
                 a1 = a >> 15
                 a0 = a & 0x7FFF
-                mh = m_hi[r]
-                ml = m_lo[r]
                 hh = a1 * mh
                 pp = a1 * ml
                 qq = a0 * mh
                 f = (pp >> 15) + (qq >> 15) + (((pp & 0x7FFF) + (qq & 0x7FFF)
                                                 + ((a0 * ml) >> 15) + 0x8000) >> 15)
                 s = (hh >> 1) + (((hh & 1) + f) >> 1)
-                rr = right[r]
                 v = (s + (((1 << rr) + (s >> 31)) >> 1)) >> rr
                 if v > 32767:
                     v = 32767
                 elif v < -32768:
                     v = -32768
-                pre += v
-                src += 1
-            if pre > 32767:
-                pre = 32767
-            elif pre < -32768:
-                pre = -32768
-            if k == 2:  # TFLM's int16 Tanh, multiplier 3, no shift
-                a = pre * 3
-                neg = a < 0
-                if neg:
-                    a = 0 - a
-                uh = a >> 8
-                if uh >= 255:
-                    res = 0xFFFF << 8
-                else:
-                    ua = tab[uh]
-                    res = (ua << 8) + (a & 255) * (tab[uh + 1] - ua)
-                if neg:
-                    p = (8388735 - res) >> 8
-                else:
-                    p = (res - 8388480) >> 8
-            else:  # TFLM's int16 Logistic, multiplier 3, no shift
-                a = pre * 3
-                if a < 0:
-                    a = 0 - a
-                uh = a >> 9
-                if uh >= 255:
-                    res = 0x7FFF << 10
-                else:
-                    ua = tab[uh]
-                    res = (ua << 9) + (a & 511) * (tab[uh + 1] - ua)
-                if pre >= 0:
-                    p = (res + 512) >> 10
-                else:
-                    p = (33554432 - res + 511) >> 10
-            if k == 0:
-                ig = p
-            elif k == 1:
-                fg = p
-            elif k == 2:
-                gg = p
-            k += 1
+                if src == 0:
+                    gates[gk + o] = v + 32768
+                    o += 1
+                    continue
+                pre = gates[gk + o] - 32768 + v
+                if pre > 32767:
+                    pre = 32767
+                elif pre < -32768:
+                    pre = -32768
+                if k == 2:  # TFLM's int16 Tanh, multiplier 3, no shift
+                    a = pre * 3
+                    neg = a < 0
+                    if neg:
+                        a = 0 - a
+                    uh = a >> 8
+                    if uh >= 255:
+                        res = 0xFFFF << 8
+                    else:
+                        ua = tab[uh]
+                        res = (ua << 8) + (a & 255) * (tab[uh + 1] - ua)
+                    if neg:
+                        p = (8388735 - res) >> 8
+                    else:
+                        p = (res - 8388480) >> 8
+                else:  # TFLM's int16 Logistic, multiplier 3, no shift
+                    a = pre * 3
+                    if a < 0:
+                        a = 0 - a
+                    uh = a >> 9
+                    if uh >= 255:
+                        res = 0x7FFF << 10
+                    else:
+                        ua = tab[uh]
+                        res = (ua << 9) + (a & 511) * (tab[uh + 1] - ua)
+                    if pre >= 0:
+                        p = (res + 512) >> 10
+                    else:
+                        p = (33554432 - res + 511) >> 10
+                gates[gk + o] = p + 32768
+                o += 1
+            src += 1
+        k += 1
+    o = 0
+    while o < n_s:
+        ig = gates[o] - 32768
+        fg = gates[n_s + o] - 32768
+        gg = gates[n_s + n_s + o] - 32768
+        p = gates[3 * n_s + o] - 32768
         # the cell: sat16(sat16(MBQM(f * c, row 8)) + sat16(MBQM(i * g, row 9))), clipped
         j = (ho + o) << 1
         cv = c[j] | (((c[j + 1] ^ 0x80) - 0x80) << 8)
@@ -187,7 +227,23 @@ def lstm_step(x: ptr8, xo: int, w_in: ptr8, w_rec: ptr8, bias: ptr16, m_hi: ptr3
             v = -128
         y[yo + o] = v & 0xFF
         o += 1
+    x = ptr8(h_row)
     o = 0
     while o < n_s:
-        h[ho + o] = y[yo + o]
+        x[o] = y[yo + o]
         o += 1
+
+
+@micropython.viper
+def weight_sums(w: ptr8, rows: int, n: int, out: ptr32):
+    """out[q] = sum of (w + 128) over row q of the int8 (rows, n) matrix w (<= 255 * n)."""
+    q = 0
+    k = 0
+    while q < rows:
+        s = 0
+        end = k + n
+        while k < end:
+            s += w[k] ^ 0x80
+            k += 1
+        out[q] = s
+        q += 1
