@@ -5,7 +5,7 @@
 # the padded image); kernels.depthwise_conv_asm chooses it on armv7m firmware and keeps
 # dw_rows otherwise. Same params block, group table and tap records (tap offset, four int8
 # weights as words) as dw_rows; the records of the requantization are
-# kernels.armv7m_rows_asm's (C, M, left, mask, half, right), and so is its derivation.
+# kernels.armv7m_rows_asm's (record()), and so is its derivation.
 # Per tap one LDM takes the offset and the four weights, then per channel LDRSB (immediate
 # offset from the tap's address) and MLA: 10 instructions per 4 MACs (M0: 17), three taps
 # per iteration after taps % 3 single ones. Each Thumb-2 instruction is emitted with
@@ -121,8 +121,8 @@ def dw_rows7(r0):
     data(2, 0xF8CE, 0x1050)  # str.w r1, [lr, #_RECCUR]
     data(2, 0xF10E, 0x0C60)  # add.w r12, lr, #_ACC
     data(2, 0xE88C, 0x0F00)  # stm.w r12, {r8, r9, r10, r11}
-    # requantize min(OCLEFT, 4) channels: r1 y, r2-r7 record (C, M, left, mask, half, right),
-    # r8 y_zp, r9 act_min, r10 act_max, r11 record walk, r12 accumulator walk
+    # requantize min(OCLEFT, 4) channels: r1 y, r2-r9 record (C, M, left, mask, half, right,
+    # LO, HI), r10 y_zp, r11 record walk, r12 accumulator walk
     data(2, 0xF8DE, 0x0058)  # ldr.w r0, [lr, #_OCLEFT]
     data(2, 0x1F01)  # subs r1, r0, #4
     data(2, 0xF8CE, 0x1058)  # str.w r1, [lr, #_OCLEFT]
@@ -132,14 +132,16 @@ def dw_rows7(r0):
     data(2, 0xF8DE, 0x105C)  # ldr.w r1, [lr, #_YCUR]
     data(2, 0x4408)  # add r0, r1
     data(2, 0xF8CE, 0x0070)  # str.w r0, [lr, #_QEND]
-    data(2, 0xF8DE, 0x8030)  # ldr.w r8, [lr, #_YZP]
-    data(2, 0xF8DE, 0x9034)  # ldr.w r9, [lr, #_AMIN]
-    data(2, 0xF8DE, 0xA038)  # ldr.w r10, [lr, #_AMAX]
+    data(2, 0xF8DE, 0xA030)  # ldr.w r10, [lr, #_YZP]
     data(2, 0xF8DE, 0xB054)  # ldr.w r11, [lr, #_QCUR]
     label(rq_loop)
-    data(2, 0xE8BB, 0x00FC)  # ldm r11!, {r2, r3, r4, r5, r6, r7}
+    data(2, 0xE8BB, 0x03FC)  # ldm r11!, {r2, r3, r4, r5, r6, r7, r8, r9}
     data(2, 0xF85C, 0x0B04)  # ldr r0, [r12], #4
-    data(2, 0x4410)  # add r0, r2
+    data(2, 0x4410)  # add r0, r2 (acc)
+    data(2, 0x4540)  # cmp r0, r8
+    ble(rq_min)
+    data(2, 0x4548)  # cmp r0, r9
+    bge(rq_max)
     data(2, 0x40A0)  # lsls r0, r0, r4
     data(2, 0xFB80, 0x2403)  # smull r2, r4, r0, r3
     data(2, 0xF112, 0x4280)  # adds.w r2, r2, #0x40000000
@@ -150,13 +152,14 @@ def dw_rows7(r0):
     data(2, 0x4428)  # add r0, r5
     data(2, 0x4430)  # add r0, r6
     data(2, 0x4138)  # asrs r0, r0, r7 (RoundingDivideByPOT(s, right))
-    data(2, 0x4440)  # add r0, r8
-    data(2, 0x4548)  # cmp r0, r9
-    data(2, 0xBFB8)  # it lt
-    data(2, 0x4648)  # movlt r0, r9
-    data(2, 0x4550)  # cmp r0, r10
-    data(2, 0xBFC8)  # it gt
-    data(2, 0x4650)  # movgt r0, r10
+    data(2, 0x4450)  # add r0, r10 (+ y_zp: LO < acc < HI, so act_min < y < act_max)
+    b(rq_put)
+    label(rq_min)
+    data(2, 0xF8DE, 0x0034)  # ldr.w r0, [lr, #_AMIN]
+    b(rq_put)
+    label(rq_max)
+    data(2, 0xF8DE, 0x0038)  # ldr.w r0, [lr, #_AMAX]
+    label(rq_put)
     data(2, 0xF801, 0x0B01)  # strb r0, [r1], #1
     data(2, 0xF8DE, 0x2070)  # ldr.w r2, [lr, #_QEND]
     data(2, 0x4291)  # cmp r1, r2

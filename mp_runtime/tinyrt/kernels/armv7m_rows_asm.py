@@ -21,8 +21,10 @@
 #   fully_connected_asm) = the 64-bit product + 2^30, shifted right 31: (hi << 1) | (lo >> 31);
 #   RoundingDivideByPOT(s, right) = (s + half + (mask & (s >> 31))) >> right with
 #   half = 2^(right-1), mask = -1 (right >= 1), or half = mask = 0 (right = 0): the M0's
-#   (s + ((2^right + (s >> 31)) >> 1)) >> right without its shifts. Then + y_zp, clamped with
-#   IT blocks. ~22 instructions per output (the M0 needs ~55 for the 32x32 -> 64 product).
+#   (s + ((2^right + (s >> 31)) >> 1)) >> right without its shifts. Then + y_zp. Before all
+#   that, acc <= LO or acc >= HI (kernels.requant_bounds) stores act_min / act_max at once,
+#   and between them no clamp is needed: ~19 instructions per output, 8 for a clamped one
+#   (the M0 needs ~55 for the 32x32 -> 64 product).
 # The inline assembler has none of these Thumb-2 instructions (nor does it assemble them for
 # armv6m, and the module must compile there too): each is emitted with data(2, ...), its
 # assembly text beside it (encodings from an assembler for thumbv7m).
@@ -32,6 +34,7 @@ from array import array
 from micropython import const
 
 from .fully_connected_asm import address_of, wrap32
+from .requant_bounds import clamp_bounds
 
 # params block (array('i')), byte offsets; _X, _Y and _ROWS sit where int8_rows has them
 # (fully_connected_asm.P_X, P_Y, P_ROWS: kernels.conv_asm sets them between calls)
@@ -40,7 +43,7 @@ _XSTEP = const(4)  # bytes from one x row to the next
 _TRI = const(8)  # address of the triple table: (valid channels, 3 weight row addresses)
 _K = const(12)
 _NOUT = const(16)
-_REC = const(20)  # address of the records: 6 words per channel (C, M, left, mask, half, right)
+_REC = const(20)  # address of the records: 8 words per channel (record() below)
 _Y = const(24)
 _ROWS = const(28)
 _YZP = const(32)
@@ -216,12 +219,9 @@ def int8_pairs(r0):
     beq(requant)
     b(chunk)
     label(requant)
-    # requantize the triple's valid channels, rows a and b: r1 y (row a), r2-r7 record
-    # (C, M, left, mask, half, right), r8 y_zp, r9 act_min, r10 act_max, r11 record walk,
-    # r12 sums walk
-    data(2, 0xF8DE, 0x8020)  # ldr.w r8, [lr, #_YZP]
-    data(2, 0xF8DE, 0x9024)  # ldr.w r9, [lr, #_AMIN]
-    data(2, 0xF8DE, 0xA028)  # ldr.w r10, [lr, #_AMAX]
+    # requantize the triple's valid channels, rows a and b: r1 y (row a), r2-r9 record
+    # (C, M, left, mask, half, right, LO, HI), r10 y_zp, r11 record walk, r12 sums walk
+    data(2, 0xF8DE, 0xA020)  # ldr.w r10, [lr, #_YZP]
     data(2, 0xF8DE, 0xB054)  # ldr.w r11, [lr, #_RCUR]
     data(2, 0xF10E, 0x0C60)  # add.w r12, lr, #_S0
     data(2, 0xF8DE, 0x1044)  # ldr.w r1, [lr, #_YCUR]
@@ -229,9 +229,13 @@ def int8_pairs(r0):
     data(2, 0x4408)  # add r0, r1
     data(2, 0xF8CE, 0x005C)  # str.w r0, [lr, #_YEND]
     label(rq_loop)
-    data(2, 0xE89B, 0x00FC)  # ldm.w r11, {r2, r3, r4, r5, r6, r7}
+    data(2, 0xE89B, 0x03FC)  # ldm.w r11, {r2, r3, r4, r5, r6, r7, r8, r9}
     data(2, 0xF85C, 0x0B04)  # ldr r0, [r12], #4
-    data(2, 0x4410)  # add r0, r2
+    data(2, 0x4410)  # add r0, r2 (acc)
+    data(2, 0x4540)  # cmp r0, r8
+    ble(rqa_min)
+    data(2, 0x4548)  # cmp r0, r9
+    bge(rqa_max)
     data(2, 0x40A0)  # lsls r0, r0, r4
     data(2, 0xFB80, 0x2403)  # smull r2, r4, r0, r3
     data(2, 0xF112, 0x4280)  # adds.w r2, r2, #0x40000000
@@ -242,20 +246,25 @@ def int8_pairs(r0):
     data(2, 0x4428)  # add r0, r5
     data(2, 0x4430)  # add r0, r6
     data(2, 0x4138)  # asrs r0, r0, r7 (RoundingDivideByPOT(s, right))
-    data(2, 0x4440)  # add r0, r8
-    data(2, 0x4548)  # cmp r0, r9
-    data(2, 0xBFB8)  # it lt
-    data(2, 0x4648)  # movlt r0, r9
-    data(2, 0x4550)  # cmp r0, r10
-    data(2, 0xBFC8)  # it gt
-    data(2, 0x4650)  # movgt r0, r10
+    data(2, 0x4450)  # add r0, r10 (+ y_zp: LO < acc < HI, so act_min < y < act_max)
+    b(rqa_put)
+    label(rqa_min)
+    data(2, 0xF8DE, 0x0024)  # ldr.w r0, [lr, #_AMIN]
+    b(rqa_put)
+    label(rqa_max)
+    data(2, 0xF8DE, 0x0028)  # ldr.w r0, [lr, #_AMAX]
+    label(rqa_put)
     data(2, 0x7008)  # strb r0, [r1]
     data(2, 0xF8DE, 0x2048)  # ldr.w r2, [lr, #_BVALID]
     data(2, 0x2A00)  # cmp r2, #0
     beq(rq_b_done)
-    data(2, 0xE89B, 0x00FC)  # ldm.w r11, {r2, r3, r4, r5, r6, r7}
+    data(2, 0xE89B, 0x03FC)  # ldm.w r11, {r2, r3, r4, r5, r6, r7, r8, r9}
     data(2, 0xF8DC, 0x0000)  # ldr.w r0, [r12]
-    data(2, 0x4410)  # add r0, r2
+    data(2, 0x4410)  # add r0, r2 (acc)
+    data(2, 0x4540)  # cmp r0, r8
+    ble(rqb_min)
+    data(2, 0x4548)  # cmp r0, r9
+    bge(rqb_max)
     data(2, 0x40A0)  # lsls r0, r0, r4
     data(2, 0xFB80, 0x2403)  # smull r2, r4, r0, r3
     data(2, 0xF112, 0x4280)  # adds.w r2, r2, #0x40000000
@@ -266,18 +275,19 @@ def int8_pairs(r0):
     data(2, 0x4428)  # add r0, r5
     data(2, 0x4430)  # add r0, r6
     data(2, 0x4138)  # asrs r0, r0, r7 (RoundingDivideByPOT(s, right))
-    data(2, 0x4440)  # add r0, r8
-    data(2, 0x4548)  # cmp r0, r9
-    data(2, 0xBFB8)  # it lt
-    data(2, 0x4648)  # movlt r0, r9
-    data(2, 0x4550)  # cmp r0, r10
-    data(2, 0xBFC8)  # it gt
-    data(2, 0x4650)  # movgt r0, r10
+    data(2, 0x4450)  # add r0, r10 (+ y_zp: LO < acc < HI, so act_min < y < act_max)
+    b(rqb_put)
+    label(rqb_min)
+    data(2, 0xF8DE, 0x0024)  # ldr.w r0, [lr, #_AMIN]
+    b(rqb_put)
+    label(rqb_max)
+    data(2, 0xF8DE, 0x0028)  # ldr.w r0, [lr, #_AMAX]
+    label(rqb_put)
     data(2, 0xF8DE, 0x2010)  # ldr.w r2, [lr, #_NOUT]
     data(2, 0x5488)  # strb r0, [r1, r2]
     label(rq_b_done)
     data(2, 0xF10C, 0x0C04)  # add.w r12, r12, #4
-    data(2, 0xF10B, 0x0B18)  # add.w r11, r11, #24
+    data(2, 0xF10B, 0x0B20)  # add.w r11, r11, #32
     data(2, 0x3101)  # adds r1, #1
     data(2, 0xF8DE, 0x205C)  # ldr.w r2, [lr, #_YEND]
     data(2, 0x4291)  # cmp r1, r2
@@ -313,14 +323,17 @@ def int8_pairs(r0):
     data(2, 0x2000)  # movs r0, #0
 
 
-def record(rec, i, c, m_hi, m_lo, left, right):
-    """Write channel record i (C, M, left, mask, half, right) the requantization reads."""
-    rec[6 * i] = c
-    rec[6 * i + 1] = (m_hi << 15) | m_lo
-    rec[6 * i + 2] = left
-    rec[6 * i + 3] = -1 if right > 0 else 0
-    rec[6 * i + 4] = (1 << (right - 1)) if right > 0 else 0
-    rec[6 * i + 5] = right
+def record(rec, i, c, m_hi, m_lo, left, right, y_zp, act_min, act_max):
+    """Write channel i's record (C, M, left, mask, half, right, LO, HI) the requantization
+    reads: LO, HI of requant_bounds (acc <= LO gives act_min, acc >= HI act_max)."""
+    rec[8 * i] = c
+    rec[8 * i + 1] = (m_hi << 15) | m_lo
+    rec[8 * i + 2] = left
+    rec[8 * i + 3] = -1 if right > 0 else 0
+    rec[8 * i + 4] = (1 << (right - 1)) if right > 0 else 0
+    rec[8 * i + 5] = right
+    rec[8 * i + 6], rec[8 * i + 7] = clamp_bounds(m_hi, m_lo, left, right, y_zp, act_min,
+                                                  act_max)
 
 
 class Pairs:
@@ -330,12 +343,13 @@ class Pairs:
 
     def __init__(self, x, x_step, w, k, n_out, bias, x_zp, m_hi, m_lo, left, right, y, rows,
                  y_zp, act_min, act_max):
-        rec = array("i", [0] * (6 * n_out))
+        rec = array("i", [0] * (8 * n_out))
         for o in range(n_out):
             s = 0
             for i in range(o * k, (o + 1) * k):
                 s += w[i]
-            record(rec, o, wrap32(bias[o] - x_zp * s), m_hi[o], m_lo[o], left[o], right[o])
+            record(rec, o, wrap32(bias[o] - x_zp * s), m_hi[o], m_lo[o], left[o], right[o],
+                   y_zp, act_min, act_max)
         ntri = (n_out + 2) // 3
         tri = array("i", [0] * (4 * ntri))
         wa = address_of(w)

@@ -29,6 +29,7 @@ _COLCUR = const(36)  # scratch
 _OXLEFT = const(40)
 N_GATHER = 11
 _MAX_SCRATCH = const(4096)  # bytes of gathered rows per int8_rows call
+_ROWS_SCRATCH = const(1024)  # bytes of gathered rows when one call takes several output rows
 
 
 @micropython.asm_thumb
@@ -129,8 +130,16 @@ class Conv2DAsm:
             return
         chunk = _MAX_SCRATCH // k
         chunk = 1 if chunk < 1 else (ow if chunk > ow else chunk)
+        # whole output rows per int8_rows call while they fit _ROWS_SCRATCH bytes (fewer
+        # calls; an even pixel count, so the armv7m kernel pairs every row)
+        nrow = _ROWS_SCRATCH // (ow * k)
+        nrow = oh if nrow > oh else nrow
+        if nrow > 1 and nrow * ow % 2:
+            nrow -= 1
+        self.nrow = nrow if chunk == ow and nrow > 1 else 1
         self.chunk = chunk
-        self.scratch = bytearray(chunk * k)
+        self.k = k
+        self.scratch = bytearray(self.nrow * chunk * k)
         rowtab = array("i", [0] * (oh * kh))
         for oy in range(oh):
             for fy in range(kh):
@@ -169,6 +178,29 @@ class Conv2DAsm:
         chunk = self.chunk
         run = self.run
         yo = ya
+        nrow = self.nrow
+        if nrow > 1:  # several whole output rows per call
+            dst = pg[8]
+            step = chunk * self.k  # bytes of one gathered output row
+            pg[2] = coltab
+            for b in range(n):
+                pg[0] = xa + b * x_batch
+                oy = 0
+                while oy < oh:
+                    m = oh - oy
+                    if m > nrow:
+                        m = nrow
+                    for r in range(m):
+                        pg[1] = rowtab + 4 * kh * (oy + r)
+                        pg[8] = dst + r * step
+                        im2col_row(pg)
+                    pg[8] = dst
+                    pd[P_Y] = yo
+                    pd[P_ROWS] = m * ow
+                    run(pd)
+                    yo += m * ow * out_c
+                    oy += m
+            return
         for b in range(n):
             pg[0] = xa + b * x_batch
             for oy in range(oh):

@@ -27,6 +27,7 @@ from micropython import const
 from ..fast import arch
 from .depthwise_conv import padded_bytes as work_bytes
 from .fully_connected_asm import address_of, wrap32
+from .requant_bounds import clamp_bounds
 
 # dw_rows params block (array('i')), byte offsets
 _P = const(0)  # address of the padded image
@@ -133,12 +134,19 @@ def dw_rows(r0):
     push({r1, r2, r3, r4})  # r8-r11 are callee-saved (lr is restored by the epilogue)
     b(entry)
     label(rq)
-    # r0 acc, r1 requant record (bias', mh, ml, left, right; advanced by 20), r7 y (advanced
-    # by 1); uses r2-r6. MultiplyByQuantizedMultiplier(acc, M, left, right) + y_zp, clamped:
-    # the derivation is kernels.fully_connected_asm's (int8_rows, label requant), with
+    # r0 acc, r1 requant record (bias', mh, ml, left, right, LO, HI; advanced by 28), r7 y
+    # (advanced by 1); uses r2-r6. MultiplyByQuantizedMultiplier(acc, M, left, right) + y_zp,
+    # clamped: acc <= LO or >= HI store act_min / act_max at once (requant_bounds), else the
+    # derivation is kernels.fully_connected_asm's (int8_rows, label requant), with
     # M = mh * 2^15 + ml split at prepare.
     ldr(r2, [r1, 0])
     add(r0, r0, r2)  # acc
+    ldr(r2, [r1, 20])
+    cmp(r0, r2)
+    ble(rq_min)  # acc <= LO: act_min without the multiply (requant_bounds)
+    ldr(r2, [r1, 24])
+    cmp(r0, r2)
+    bge(rq_max)  # acc >= HI: act_max
     ldr(r2, [r1, 12])
     lsl(r0, r2)  # a = acc << left
     asr(r4, r0, 15)  # a1
@@ -174,23 +182,22 @@ def dw_rows(r0):
     asr(r3, r3, 1)
     add(r2, r2, r3)
     asr(r2, r6)  # RoundingDivideByPOT(s, right)
-    add(r1, 20)
     mov(r6, r12)
     ldr(r3, [r6, _YZP])
-    add(r2, r2, r3)
-    ldr(r3, [r6, _AMIN])
-    cmp(r2, r3)
-    bge(rq_min)
-    mov(r2, r3)
-    label(rq_min)
-    ldr(r3, [r6, _AMAX])
-    cmp(r2, r3)
-    ble(rq_max)
-    mov(r2, r3)
-    label(rq_max)
+    add(r2, r2, r3)  # LO < acc < HI: act_min < y < act_max, no clamp
+    label(rq_put)
+    add(r1, 28)
     strb(r2, [r7, 0])
     add(r7, 1)
     bx(lr)
+    label(rq_min)
+    mov(r6, r12)
+    ldr(r2, [r6, _AMIN])
+    b(rq_put)
+    label(rq_max)
+    mov(r6, r12)
+    ldr(r2, [r6, _AMAX])
+    b(rq_put)
     label(entry)
     mov(r12, r0)
     ldr(r1, [r0, _P])
@@ -433,19 +440,22 @@ class DepthwiseConv2DAsm:
         if v7:
             from .armv7m_depthwise_asm import N_PARAMS as n_params, dw_rows7
             from .armv7m_rows_asm import record
-        req = array("i", [0] * ((6 if v7 else 5) * oc))
+        req = array("i", [0] * ((8 if v7 else 7) * oc))
         for o in range(oc):
             s = 0
             for t in range(taps):
                 s += w[t * oc + o]
             if v7:
-                record(req, o, wrap32(bias[o] - x_zp * s), m_hi[o], m_lo[o], left[o], right[o])
+                record(req, o, wrap32(bias[o] - x_zp * s), m_hi[o], m_lo[o], left[o], right[o],
+                       y_zp, act_min, act_max)
                 continue
-            req[5 * o] = wrap32(bias[o] - x_zp * s)
-            req[5 * o + 1] = m_hi[o]
-            req[5 * o + 2] = m_lo[o]
-            req[5 * o + 3] = left[o]
-            req[5 * o + 4] = right[o]
+            req[7 * o] = wrap32(bias[o] - x_zp * s)
+            req[7 * o + 1] = m_hi[o]
+            req[7 * o + 2] = m_lo[o]
+            req[7 * o + 3] = left[o]
+            req[7 * o + 4] = right[o]
+            req[7 * o + 5], req[7 * o + 6] = clamp_bounds(m_hi[o], m_lo[o], left[o], right[o],
+                                                          y_zp, act_min, act_max)
         self.grp, self.rec, self.req = grp, rec, req
         self.run = dw_rows7 if v7 else dw_rows
         p = array("i", [0] * (n_params if v7 else N_PARAMS))

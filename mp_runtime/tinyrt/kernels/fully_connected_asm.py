@@ -31,6 +31,7 @@ from array import array
 from micropython import const
 
 from ..fast import arch
+from .requant_bounds import clamp_bounds
 
 # params block (array('i')), byte offsets
 _X = const(0)  # address of x row 0
@@ -620,6 +621,12 @@ def int8_rows4(r0):
     ldr(r1, [r7, _O_RCUR])
     ldr(r2, [r1, 0])
     add(r0, r0, r2)  # acc
+    ldr(r2, [r1, 16])
+    cmp(r0, r2)
+    ble(rq_min)  # acc <= LO: act_min without the multiply (see clamp_bounds)
+    ldr(r2, [r1, 20])
+    cmp(r0, r2)
+    bge(rq_max)  # acc >= HI: act_max
     ldr(r2, [r1, 8])
     lsl(r0, r2)  # a = acc << left
     ldr(r3, [r1, 4])  # M
@@ -657,26 +664,25 @@ def int8_rows4(r0):
     asr(r3, r3, 1)
     add(r7, r7, r3)
     asr(r7, r2)  # RoundingDivideByPOT(s, right)
-    add(r1, 16)
     mov(r6, r12)
-    str(r1, [r6, _O_RCUR])
     ldr(r2, [r6, _YZP])
-    add(r7, r7, r2)
-    ldr(r2, [r6, _AMIN])
-    cmp(r7, r2)
-    bge(above_min)
-    mov(r7, r2)
-    label(above_min)
-    ldr(r2, [r6, _AMAX])
-    cmp(r7, r2)
-    ble(below_max)
-    mov(r7, r2)
-    label(below_max)
+    add(r7, r7, r2)  # LO < acc < HI: act_min < y < act_max, no clamp
+    label(rq_put)
+    add(r1, 24)
+    str(r1, [r6, _O_RCUR])
     ldr(r2, [r6, _O_YCUR])
     strb(r7, [r2, 0])
     add(r2, 1)
     str(r2, [r6, _O_YCUR])
     b(requant)
+    label(rq_min)
+    mov(r6, r12)
+    ldr(r7, [r6, _AMIN])
+    b(rq_put)
+    label(rq_max)
+    mov(r6, r12)
+    ldr(r7, [r6, _AMAX])
+    b(rq_put)
     label(rq_done)
     ldr(r0, [r7, _O_NLEFT])
     cmp(r0, 0)
@@ -721,15 +727,17 @@ class Rows:
         self.wq = self.xs = None
         if n_out % GROUP or not copy:
             self.run = int8_rows4
-            rec = array("i", [0] * (4 * n_out))
+            rec = array("i", [0] * (6 * n_out))
             for o in range(n_out):
                 s = 0
                 for i in range(o * k, (o + 1) * k):
                     s += w[i]
-                rec[4 * o] = wrap32(bias[o] - x_zp * s)
-                rec[4 * o + 1] = (m_hi[o] << 15) | m_lo[o]
-                rec[4 * o + 2] = left[o]
-                rec[4 * o + 3] = right[o]
+                rec[6 * o] = wrap32(bias[o] - x_zp * s)
+                rec[6 * o + 1] = (m_hi[o] << 15) | m_lo[o]
+                rec[6 * o + 2] = left[o]
+                rec[6 * o + 3] = right[o]
+                rec[6 * o + 4], rec[6 * o + 5] = clamp_bounds(m_hi[o], m_lo[o], left[o],
+                                                              right[o], y_zp, act_min, act_max)
             p[_X4W >> 2] = address_of(w)
         else:
             self.run = int8_rows
