@@ -46,7 +46,8 @@ def clamp_bounds(m_hi, m_lo, left, right, y_zp, act_min, act_max):
     acc >= HI gives act_max, so the kernels store those without the multiply, and for
     LO < acc < HI the result lies strictly inside (act_min, act_max): no clamp. Exact
     because MultiplyByQuantizedMultiplier(acc) + y_zp is non-decreasing in acc over the
-    converter's range |acc << left| < 2^30 (searched there). ReLU layers get most of their negative outputs for the cost of a compare.
+    converter's range |acc << left| < 2^30 (searched there). ReLU layers get most of their
+    negative outputs for the cost of a compare.
     Prepare-time only (M may be a long on a board)."""
     a0 = -((1 << 30) >> left)
     a1 = ((1 << 30) - 1) >> left
