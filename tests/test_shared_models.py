@@ -39,6 +39,7 @@ TFLM_ARENA = {
     "kws_ref_model": 24272,
     "digits_cnn_int8": 3584,
     "digits_mlp_int8": 2048,
+    "trained_lstm_int8": 4208,  # stateful: the harness reset()s before each input, as TFLM did
 }
 MODELS = list(TFLM_ARENA)
 # Ops with an asm twin (ARM boards) and a viper twin: the one chosen is asserted per layer.

@@ -151,7 +151,7 @@ def unidirectional_sequence_lstm(
                        32767.0))  # static_cast<int16_t>: toward zero
     wi = g.add_const(name + "/input_weights", w_in, "int8", float(w_in_scales[0]))
     wr = g.add_const(name + "/recurrent_weights", w_rec, "int8", float(w_rec_scales[0]))
-    bi = g.add_const(name + "/bias", folded.astype(np.int32), "int32")
+    bi = g.add_const(name + "/gate_biases", folded.astype(np.int32), "int32")
     qi = g.add_const(name + "/requant", np.array(rows, np.int32), "int32")
     ti = g.add_const(name + "/sigmoid_table", np.array(SIGMOID_TABLE, np.int32), "int32")
     h = g.add_activation(state_names[0], (batch, s), h_scale, h_zero_point)
