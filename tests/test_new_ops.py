@@ -23,6 +23,8 @@ from host_sim.interpreters import run
 from host_sim.oracle.tflm import TOp, TTensor, build_tflite, run_tflm
 
 CASES_PER_OP = 6
+MOVEMENT = ("STRIDED_SLICE", "SLICE", "TRANSPOSE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "GATHER",
+            "DEPTH_TO_SPACE", "SPACE_TO_DEPTH")  # one kernel, kernels/copy.py
 Rng = np.random.Generator
 
 
@@ -215,13 +217,12 @@ def _transpose_conv(op: str, rng: Rng) -> tuple[bytes, list[tuple]]:
     return build_tflite(t, [TOp(op, ins, [4], opts)], [2], [4]), [(n, h, w, ic)]
 
 
-GENERATORS = {op: _movement for op in (
-    "STRIDED_SLICE", "SLICE", "TRANSPOSE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "GATHER",
-    "DEPTH_TO_SPACE", "SPACE_TO_DEPTH")}
+GENERATORS = {op: _movement for op in MOVEMENT}
 GENERATORS.update({"RESIZE_NEAREST_NEIGHBOR": _resize, "RESIZE_BILINEAR": _resize,
                    "SQUARED_DIFFERENCE": _squared_difference, "RSQRT": _rsqrt,
                    "BATCH_MATMUL": _batch_matmul, "TRANSPOSE_CONV": _transpose_conv})
-TESTED_OPS = (*GENERATORS, "DEQUANTIZE")  # every op this file checks against TFLM
+TESTED_OPS = (*GENERATORS, "DEQUANTIZE", "SVDF")  # checked against TFLM here, SVDF in
+# tests/test_new_ops_state.py
 
 
 def _inputs(op: str, shapes: list[tuple], rng: Rng) -> list[np.ndarray]:
@@ -247,7 +248,8 @@ def cases() -> tuple:
     return tuple(out)
 
 
-VIPER_TWINS = ("RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR", "BATCH_MATMUL", "TRANSPOSE_CONV")
+VIPER_TWINS = MOVEMENT + ("RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR", "BATCH_MATMUL",
+                          "TRANSPOSE_CONV")
 
 
 def test_new_ops_match_tflm(interpreter: str) -> None:

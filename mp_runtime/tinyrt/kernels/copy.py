@@ -15,10 +15,14 @@
 from array import array
 
 from ..errors import ModelError
+from ..fast import select
 from ..opcodes import name as op_name
 from .common import tensor
 
 _MOVE = 16  # params per move
+
+# fast twin, imported by load() before it allocates the big buffers (tinyrt.fast.preload)
+TWINS = ("copy_viper",)
 
 
 def copy_moves(xs, ys, moves, n):
@@ -109,10 +113,12 @@ class Copy:
         for t in ys:
             bufs_out.append(t.data)
         self.args = (tuple(bufs_in), tuple(bufs_out), moves, n)
+        self.fn = select("copy_viper", "copy_moves", copy_moves)
+        self.impl = "viper" if self.fn is not copy_moves else "reference"
 
     def eval(self):
         xs, ys, moves, n = self.args
-        copy_moves(xs, ys, moves, n)
+        self.fn(xs, ys, moves, n)
 
 
 def prepare(model, op):
