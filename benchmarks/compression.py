@@ -107,6 +107,70 @@ def measure(interpreter: str = "unix") -> dict:
     return res
 
 
+def measure_pruned(interpreter: str = "unix") -> dict:
+    """The demo's digits CNN (host_sim/demo.py, trained by converter/train.py): pruned (channels
+    and magnitude), weights shared and fine-tuned, per-tensor int8, clustered, names and
+    metadata dropped, compressed; bytes against its own int8 .tflite (compression_tflite.py)
+    and accuracy on the 450 test digits."""
+    from converter import prune, ptq
+    from converter.compress import compress_graph
+    from host_sim.demo import cache_dir, load_digits_split, trained_model
+
+    from .compression_tflite import to_tflite
+
+    xtr, xte, ytr, yte = load_digits_split()
+    model, _ = trained_model("cnn_int8", xtr, ytr, cache_dir())
+    qm = ptq.quantize(model, xtr)
+    xq = qm.quantize_input(xte)
+    base = writer.serialize(qm.graph)
+    res = dict(tflite_bytes=len(to_tflite(qm)), trt_bytes=len(base),
+               accuracy=accuracy(base, xq, yte, interpreter), n=len(yte),
+               interpreter=interpreter, rows=[])
+    for channels in (0.0, 0.25):
+        for bits in (2, 3, 4):
+            for fraction in (0.0, 0.5, 0.7):
+                g, _ = prune.compressed_demo_graph(model, xtr, ytr, fraction, channels, bits)
+                g.strip_names()
+                g.metadata = {}
+                for i in g.inputs + g.outputs:
+                    g.tensors[i].name = ""
+                z = compress_graph(g)
+                res["rows"].append(dict(channels=channels, bits=bits, fraction=fraction,
+                                        file_bytes=len(z),
+                                        accuracy=accuracy(z, xq, yte, interpreter)))
+                print(res["rows"][-1], flush=True)
+    return res
+
+
+def plot_pruned(res: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tfl = res["tflite_bytes"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for channels, marker in ((0.0, "o"), (0.25, "s")):
+        for bits in (2, 3, 4):
+            rows = [r for r in res["rows"] if r["channels"] == channels and r["bits"] == bits]
+            ax.plot([r["file_bytes"] / tfl for r in rows], [100 * r["accuracy"] for r in rows],
+                    marker + "-", label=f"{bits}-bit, {int(100 * channels)} % channels pruned")
+            for r in rows:
+                ax.annotate(f"{int(100 * r['fraction'])}%", (r["file_bytes"] / tfl,
+                            100 * r["accuracy"]), textcoords="offset points", xytext=(3, 3),
+                            fontsize=7)
+    ax.axhline(100 * res["accuracy"] - GOAL_POINTS, color="grey", ls=":", lw=1)
+    ax.axvline(GOAL_RATIO, color="grey", ls="--", lw=1)
+    ax.plot([res["trt_bytes"] / tfl], [100 * res["accuracy"]], "k*", ms=10,
+            label=f"int8 .trt ({res['trt_bytes']:,} B)")
+    ax.set_xlabel(f"compressed file bytes / its int8 .tflite ({tfl:,} B)")
+    ax.set_ylabel(f"accuracy, % ({res['n']} digits, {res['interpreter']})")
+    ax.set_title("demo digits CNN: pruned (label: magnitude fraction) + shared + deflated")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def plot(res: dict, path: Path) -> None:
     import matplotlib
 
@@ -158,8 +222,11 @@ def print_lossless(rows: list[dict]) -> None:
 def main() -> None:
     lossless = measure_lossless()
     print_lossless(lossless)
+    pruned = measure_pruned()
+    plot_pruned(pruned, OUT / "compression_pruned.png")
     res = measure()
     res["lossless"] = lossless
+    res["pruned"] = pruned
     (OUT / "compression.json").write_text(json.dumps(res, indent=1) + "\n")
     plot(res, OUT / "compression.png")
     tfl = res["tflite_bytes"]

@@ -14,7 +14,7 @@ import numpy as np
 from .cli_args import EXIT_OK, InputError, fail, load_array
 
 
-def source_graph(path: Path, calib: np.ndarray | None):
+def source_graph(path: Path, calib):
     """A .trt, an int8 .tflite, or a float .npz (quantized with `calib`) as a Graph."""
     from converter import cluster
 
@@ -70,6 +70,26 @@ def compress_output(path: Path, src: Path | None = None) -> str:
             + (f"; {len(z) / tfl:.3f}x the .tflite" if tfl else "") + "), decoded at load")
 
 
+def pruned_graph(args: argparse.Namespace, src: Path, calib: np.ndarray | None):
+    """--prune / --channels: the float .npz model pruned, fine-tuned on --train (and, with
+    --cluster, weights shared) then quantized; (graph, clustered layer sizes)."""
+    from converter import ptq
+    from converter.prune import compressed_demo_graph
+
+    if src.suffix != ".npz":
+        raise InputError("--prune and --channels fine-tune a float model: give its .npz "
+                         "(FloatModel.save; the demo's and tinyrt quantize's)")
+    if not args.train or not args.train_labels:
+        raise InputError("--prune and --channels need --train X.npy --train-labels Y.npy "
+                         "(fine-tuning data)")
+    xt = load_array(args.train, ("x",)).astype(np.float32)
+    yt = load_array(args.train_labels, ("label", "labels")).astype(np.int64).ravel()
+    model = ptq.load_float_model(str(src))
+    del calib  # the fine-tuning inputs calibrate the pruned model
+    return compressed_demo_graph(model, xt, yt, args.prune or 0.0, args.channels or 0.0,
+                                 args.cluster, epochs=args.epochs)
+
+
 def cmd_compress(args: argparse.Namespace) -> int:
     from converter import cluster, writer
     from converter.compress import compress_graph
@@ -77,24 +97,38 @@ def cmd_compress(args: argparse.Namespace) -> int:
     src = Path(args.model)
     try:
         calib = load_array(args.calib, ("x",)) if args.calib else None
+        if calib is None and args.train:
+            calib = load_array(args.train, ("x",)).astype(np.float32)
         x = load_array(args.eval, ("x",)) if args.eval else None
         labels = load_array(args.labels, ("label", "labels")) if args.labels else None
         if (x is None) != (labels is None):
             raise InputError("--eval and --labels go together")
         if not src.is_file():
             raise InputError(f"cannot read {src}: no such file")
-        g = source_graph(src, calib)
+        pruning = args.prune is not None or args.channels is not None
+        if pruning:
+            g, pruned_sizes = pruned_graph(args, src, calib)
+        else:
+            g = source_graph(src, calib)
     except InputError as e:
         return fail(str(e))
     except (ValueError, KeyError) as e:
         return fail(f"{src}: {e}")
     if args.strip_names:
         g.strip_names()
-    if args.cluster is None and not args.lossless:
-        return fail("nothing to do: give --cluster BITS and/or --lossless")
-    before = writer.serialize(g)
+    if args.cluster is None and not args.lossless and not pruning:
+        return fail("nothing to do: give --cluster BITS, --prune F and/or --lossless")
+    if pruning:  # compare with the int8 model quantized from the unpruned float one
+        before_g = source_graph(src, calib)
+        if args.strip_names:
+            before_g.strip_names()
+        before = writer.serialize(before_g)
+    else:
+        before = writer.serialize(g)
     new, sizes = g, []
-    if args.cluster is not None:
+    if pruning:
+        sizes = pruned_sizes
+    elif args.cluster is not None:
         try:
             new, sizes = cluster.cluster_graph(g, args.cluster, args.min_weights)
         except ValueError as e:
@@ -135,6 +169,17 @@ def add_parser(add) -> None:
                    help="index width, 2..6 bits (2^BITS shared weights per layer)")
     p.add_argument("--lossless", action="store_true", help="code the whole file with zlib "
                    "(decoded at load on the board into RAM; outputs unchanged)")
+    p.add_argument("--prune", type=float, metavar="FRACTION", help="magnitude pruning: this "
+                   "fraction of each FC / CONV_2D layer's weights set to zero, fine-tuned (a "
+                   "float .npz model and --train data); with --cluster, weights shared in "
+                   "float and fine-tuned so, then quantized per tensor")
+    p.add_argument("--channels", type=float, metavar="FRACTION", help="channel pruning: this "
+                   "fraction of each CONV_2D's output channels removed (smallest L1), fine-tuned")
+    p.add_argument("--train", metavar="X.npy", help="fine-tuning inputs (real values) for "
+                   "--prune / --channels; also the calibration inputs by default")
+    p.add_argument("--train-labels", metavar="Y.npy", help="class labels of --train")
+    p.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs per step "
+                   "(default 10)")
     p.add_argument("--min-weights", type=int, default=None, metavar="N",
                    help="cluster layers of at least N weights (default: those where it "
                    "makes the file smaller)")

@@ -1,0 +1,105 @@
+"""Pruning (converter/prune.py): channel pruning keeps the function when the removed channels
+are dead; magnitude masks and shared weights survive fine-tuning; per-tensor quantization keeps
+shared weights at exactly 2^b int8 levels (clustering is then lossless); a pruned, shared,
+compressed demo CNN gives its decoded int8 twin's outputs on every interpreter; the CLI."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import numpy as np
+import pytest
+
+from converter import cluster, ptq, prune, writer
+from converter import float_model as fm
+from converter.compress import compress_graph
+from host_sim.demo import build_model, load_digits_split
+from host_sim.device import invoke_models
+
+
+@pytest.fixture(scope="module")
+def digits():
+    xtr, xte, ytr, yte = load_digits_split()
+    return xtr[:600], xte[:60], ytr[:600], yte[:60]
+
+
+@pytest.fixture(scope="module")
+def trained(digits):
+    from converter.train import train
+
+    xtr, _, ytr, _ = digits
+    return train(build_model("cnn_int8"), xtr, ytr, epochs=4, lr=3e-3)
+
+
+def test_channel_pruning_keeps_the_function_of_live_channels(trained, digits):
+    m = copy.deepcopy(trained)
+    conv1, conv2 = m.layer("conv1"), m.layer("conv2")
+    conv1.weights[[1, 5]] = 0  # dead channels: zero filter, zero bias, relu -> 0
+    conv1.bias[[1, 5]] = 0
+    conv2.weights[[0, 3, 9, 12]] = 0
+    conv2.bias[[0, 3, 9, 12]] = 0
+    p = prune.prune_channels(m, 0.25)
+    assert p.layer("conv1").weights.shape == (6, 3, 3, 1)
+    assert p.layer("conv2").weights.shape == (12, 3, 3, 6)
+    assert p.layer("fc").weights.shape == (10, 48)
+    x = digits[1]
+    np.testing.assert_allclose(p.forward(x), m.forward(x), rtol=1e-5, atol=1e-6)
+    assert trained.layer("conv1").weights.shape == (8, 3, 3, 1)  # the original is untouched
+
+
+def test_masks_and_shared_weights_survive_fine_tuning(trained, digits):
+    xtr, _, ytr, _ = digits
+    m = copy.deepcopy(trained)
+    masks = prune.magnitude_masks(m, 0.6)
+    for name, mask in masks.items():
+        assert int(mask.size - mask.sum()) == round(0.6 * mask.size), name
+    prune.fine_tune(m, xtr, ytr, masks, epochs=1, lr=3e-3)
+    assert prune.sparsity(m) == pytest.approx(0.6, abs=0.01)
+    groups = prune.share_weights(m, 2, masks)
+    prune.fine_tune(m, xtr, ytr, masks, epochs=1, lr=3e-3, groups=groups)
+    for la in m.layers:
+        if isinstance(la, (fm.Conv2D, fm.Dense)):
+            nz = np.unique(la.weights[la.weights != 0])
+            assert nz.size <= 3 and np.all(la.weights[masks[la.name] == 0] == 0), la.name
+    qm = prune.quantize_per_tensor(ptq.quantize(m, xtr))
+    g, sizes = cluster.cluster_graph(qm.graph, 2, 0)
+    assert len(sizes) == 3
+    for s in sizes:
+        assert s.levels <= 4 and s.rms_error == 0.0  # the shared levels are exact in int8
+
+
+def test_pruned_compressed_model_on_every_interpreter(interpreter, trained, digits):
+    xtr, xte, ytr, _ = digits
+    g, sizes = prune.compressed_demo_graph(trained, xtr, ytr, 0.5, 0.25, 3, epochs=1,
+                                           rounds=1)
+    assert [s.op for s in sizes] == ["CONV_2D", "CONV_2D", "FULLY_CONNECTED"]
+    dec = writer.serialize(cluster.decoded_graph(g))
+    xq = [[x] for x in ptq.quantize(trained, xtr).quantize_input(xte[:4])]
+    lut, plain = invoke_models([(compress_graph(g), xq), (dec, xq)], interpreter)
+    assert len(lut) == 4
+    for (a,), (b,) in zip(lut, plain):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_cli_prune(tmp_path, capsys, trained, digits):
+    from host_sim.cli import main
+
+    xtr, xte, ytr, yte = digits
+    trained.save(tmp_path / "m.npz")
+    for name, a in (("xt", xtr), ("yt", ytr), ("xe", xte), ("ye", yte)):
+        np.save(tmp_path / f"{name}.npy", a)
+    out = tmp_path / "p.trt"
+    args = ["compress", str(tmp_path / "m.npz"), "-o", str(out), "--prune", "0.5",
+            "--channels", "0.25", "--cluster", "3", "--lossless", "--epochs", "1",
+            "--train", str(tmp_path / "xt.npy"), "--train-labels", str(tmp_path / "yt.npy"),
+            "--eval", str(tmp_path / "xe.npy"), "--labels", str(tmp_path / "ye.npy")]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "3 layers clustered to 8 levels" in text and "compressed losslessly" in text
+    size = re.search(r"file bytes ([\d,]+) -> ([\d,]+)", text)
+    assert size and int(size[2].replace(",", "")) == len(out.read_bytes())
+    assert int(size[2].replace(",", "")) < 0.5 * int(size[1].replace(",", ""))
+    assert re.search(r"accuracy \S+ -> \S+ \([+-]\d+\.\d\d points, 60 inputs", text)
+    assert main(args[:6]) == 2
+    assert "need --train" in capsys.readouterr().err
