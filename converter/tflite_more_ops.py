@@ -129,3 +129,30 @@ def dequantize(im: Any, op: TflOp, name: str, build: Callable) -> int:
         raise UnsupportedModelError(f"{op.describe()}: output {y.describe()} is {y.dtype}; "
                                     "tinyrt's DEQUANTIZE makes float32 from int8")
     return build(im.g, im.x(op, 0), name=name)
+
+
+def reverse(im: Any, op: TflOp, name: str, build: Callable) -> int:
+    return build(im.g, im.x(op, 0), _ints(im, op, 1, "axis"), quant=im.out(op), name=name)
+
+
+def mirror_pad(im: Any, op: TflOp, name: str, build: Callable) -> int:
+    mode = {0: "reflect", 1: "symmetric"}.get(op.options.Mode() if op.options else 0)
+    paddings = np.asarray(im.value(op, 1, "paddings"))
+    return build(im.g, im.x(op, 0), paddings, mode, quant=im.out(op), name=name)
+
+
+def batch_to_space_nd(im: Any, op: TflOp, name: str, build: Callable) -> int:
+    return build(im.g, im.x(op, 0), _ints(im, op, 1, "block_shape"),
+                 np.asarray(im.value(op, 2, "crops")), quant=im.out(op), name=name)
+
+
+def broadcast_to(im: Any, op: TflOp, name: str, build: Callable) -> int:
+    return build(im.g, im.x(op, 0), _ints(im, op, 1, "shape"), quant=im.out(op), name=name)
+
+
+def gather_nd(im: Any, op: TflOp, name: str, build: Callable) -> int:
+    i = op.inputs[1] if len(op.inputs) > 1 else -1
+    if i < 0 or i not in im.const:
+        raise UnsupportedModelError(f"{op.describe()}: its indices must be a constant tensor; "
+                                    "indices computed at run time are not supported")
+    return build(im.g, im.x(op, 0), np.asarray(im.const[i]), quant=im.out(op), name=name)

@@ -1,5 +1,6 @@
 """Issue 13's new int8 ops against tflite-micro: STRIDED_SLICE (at run time), SLICE, TRANSPOSE,
-SPLIT, SPLIT_V, PACK, UNPACK, GATHER, DEPTH_TO_SPACE, SPACE_TO_DEPTH, RESIZE_NEAREST_NEIGHBOR,
+SPLIT, SPLIT_V, PACK, UNPACK, GATHER, DEPTH_TO_SPACE, SPACE_TO_DEPTH, REVERSE_V2, MIRROR_PAD,
+BATCH_TO_SPACE_ND, BROADCAST_TO, GATHER_ND, RESIZE_NEAREST_NEIGHBOR,
 RESIZE_BILINEAR, SQUARED_DIFFERENCE, RSQRT, BATCH_MATMUL, TRANSPOSE_CONV.
 
 Each case is a one-op .tflite written with host_sim.oracle.tflm.build_tflite, shapes, options
@@ -24,7 +25,8 @@ from host_sim.oracle.tflm import TOp, TTensor, build_tflite, run_tflm
 
 CASES_PER_OP = 6
 MOVEMENT = ("STRIDED_SLICE", "SLICE", "TRANSPOSE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "GATHER",
-            "DEPTH_TO_SPACE", "SPACE_TO_DEPTH")  # one kernel, kernels/copy.py
+            "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "REVERSE_V2", "MIRROR_PAD", "BATCH_TO_SPACE_ND",
+            "BROADCAST_TO", "GATHER_ND")  # one kernel, kernels/copy.py
 Rng = np.random.Generator
 
 
@@ -148,6 +150,8 @@ def _movement(op: str, rng: Rng) -> tuple[bytes, list[tuple]]:
             idx = idx.ravel()
             y = np.take(np.zeros(x), idx, axis=axis).shape
         return _model(op, [x], [y], [idx], {"axis": axis}, rng), [x]
+    if op in ("REVERSE_V2", "MIRROR_PAD", "BATCH_TO_SPACE_ND", "BROADCAST_TO", "GATHER_ND"):
+        return _movement_more(op, x, rng)
     block = int(rng.choice([2, 3]))
     n, h, w, c = (int(d) for d in rng.integers(1, 4, 4))
     if op == "DEPTH_TO_SPACE":
@@ -155,6 +159,40 @@ def _movement(op: str, rng: Rng) -> tuple[bytes, list[tuple]]:
     else:
         x, y = (n, h * block, w * block, c), (n, h, w, c * block * block)
     return _model(op, [x], [y], [], {"block_size": block}, rng), [x]
+
+
+def _movement_more(op: str, x: tuple, rng: Rng) -> tuple[bytes, list[tuple]]:
+    z = np.zeros(x)
+    if op == "REVERSE_V2":  # TFLM takes contiguous axes only
+        a = int(rng.integers(len(x)))
+        axes = list(range(a, int(rng.integers(a + 1, len(x) + 1))))
+        return _model(op, [x], [x], [axes], {}, rng), [x]
+    if op == "MIRROR_PAD":
+        mode = int(rng.integers(2))  # 0 REFLECT, 1 SYMMETRIC
+        pads = [[int(rng.integers(0, d + mode)) for _ in range(2)] for d in x]
+        y = np.pad(z, pads, mode="symmetric" if mode else "reflect").shape
+        return _model(op, [x], [y], [pads], {"mode": mode}, rng), [x]
+    if op == "BATCH_TO_SPACE_ND":
+        spatial = [int(d) for d in rng.integers(1, 4, int(rng.integers(1, 3)))]
+        block = [int(b) for b in rng.integers(1, 4, len(spatial))]
+        crops = [[int(rng.integers(0, d * b // 2 + 1)) for _ in range(2)]
+                 for d, b in zip(spatial, block)]
+        b = int(rng.integers(1, 3))
+        x = (b * int(np.prod(block)), *spatial, int(rng.integers(1, 4)))
+        y = (b, *(d * k - c0 - c1 for d, k, (c0, c1) in zip(spatial, block, crops)), x[-1])
+        return _model(op, [x], [y], [block, crops], {}, rng), [x]
+    if op == "BROADCAST_TO":
+        x = tuple(1 if rng.random() < 0.5 else d for d in x[-3:])
+        y = tuple(int(d) for d in rng.integers(1, 4, 4 - len(x))) + tuple(
+            int(rng.integers(1, 4)) if d == 1 else d for d in x)
+        return _model(op, [x], [y], [list(y)], {}, rng), [x]
+    x = x[:3]  # GATHER_ND
+    z = np.zeros(x)
+    depth = int(rng.integers(1, len(x) + 1))
+    lead = _shape(rng, 1, 4 - len(x) + depth, 3)[: 4 - len(x) + depth]
+    idx = np.stack([rng.integers(0, d, lead) for d in x[:depth]], axis=-1)
+    y = z[tuple(np.moveaxis(idx, -1, 0))].shape
+    return _model(op, [x], [y], [idx], {}, rng), [x]
 
 
 def _resize(op: str, rng: Rng) -> tuple[bytes, list[tuple]]:
@@ -221,8 +259,7 @@ GENERATORS = {op: _movement for op in MOVEMENT}
 GENERATORS.update({"RESIZE_NEAREST_NEIGHBOR": _resize, "RESIZE_BILINEAR": _resize,
                    "SQUARED_DIFFERENCE": _squared_difference, "RSQRT": _rsqrt,
                    "BATCH_MATMUL": _batch_matmul, "TRANSPOSE_CONV": _transpose_conv})
-TESTED_OPS = (*GENERATORS, "DEQUANTIZE", "SVDF")  # checked against TFLM here, SVDF in
-# tests/test_new_ops_state.py
+TESTED_OPS = (*GENERATORS, "DEQUANTIZE")  # every op this file checks against TFLM
 
 
 def _inputs(op: str, shapes: list[tuple], rng: Rng) -> list[np.ndarray]:

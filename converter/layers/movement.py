@@ -274,3 +274,70 @@ def _nhwc(g: Graph, x: int, name: str) -> tuple[int, int, int, int]:
     if len(shape) != 4:
         raise ValueError(f"{name}: input shape {shape}, expected NHWC")
     return tuple(int(d) for d in shape)  # type: ignore[return-value]
+
+
+def reverse(g: Graph, x: int, axes, quant: tuple[float, int] | None = None,
+            name: str = "reverse") -> int:
+    """REVERSE_V2: x's order reversed along `axes` (one move, negative strides)."""
+    rank = len(g.tensors[x].shape)
+    ax = sorted({a + rank if a < 0 else a for a in (int(v) for v in np.ravel(axes))})
+    if any(not 0 <= a < rank for a in ax):
+        raise ValueError(f"{name}: axes {list(np.ravel(axes))} for rank {rank}")
+    return _one(g, opcodes.REVERSE_V2, x, lambda ix: np.flip(ix, axis=tuple(ax)), quant, name)
+
+
+def mirror_pad(g: Graph, x: int, paddings, mode: str, quant: tuple[float, int] | None = None,
+               name: str = "mirror_pad") -> int:
+    """MIRROR_PAD, mode REFLECT (edge not repeated) or SYMMETRIC (edge repeated), as np.pad."""
+    shape = g.tensors[x].shape
+    pairs = [(int(a), int(b)) for a, b in np.asarray(paddings, np.int64).reshape(-1, 2)]
+    limit = 0 if mode == "reflect" else 1
+    if len(pairs) != len(shape) or any(min(p) < 0 or max(p) > d - 1 + limit
+                                       for p, d in zip(pairs, shape)):
+        raise ValueError(f"{name}: paddings {pairs} for shape {shape} in {mode} mode")
+    return _one(g, opcodes.MIRROR_PAD, x, lambda ix: np.pad(ix, pairs, mode=mode), quant, name)
+
+
+def batch_to_space_nd(g: Graph, x: int, block, crops, quant: tuple[float, int] | None = None,
+                      name: str = "batch_to_space") -> int:
+    """BATCH_TO_SPACE_ND on (B, H, W, C) or (B, H, C): batches into spatial blocks, cropped."""
+    shape = g.tensors[x].shape
+    block = [int(b) for b in np.ravel(block)]
+    crops = np.asarray(crops, np.int64).reshape(-1, 2)
+    ns = len(block)
+    if len(shape) != ns + 2 or crops.shape[0] != ns or min(block) < 1 \
+            or shape[0] % int(np.prod(block)) or crops.min() < 0:
+        raise ValueError(f"{name}: block {block}, crops {crops.tolist()} for shape {shape}")
+
+    def fn(ix):
+        b = shape[0] // int(np.prod(block))
+        r = ix.reshape(tuple(block) + (b,) + tuple(shape[1:]))
+        order = [ns] + [k for i in range(ns) for k in (ns + 1 + i, i)] + [2 * ns + 1]
+        r = r.transpose(order).reshape((b,) + tuple(d * s for d, s in zip(shape[1:], block))
+                                       + (shape[-1],))
+        sel = tuple(slice(int(c0), r.shape[1 + i] - int(c1)) for i, (c0, c1) in
+                    enumerate(crops))
+        return r[(slice(None),) + sel]
+    return _one(g, opcodes.BATCH_TO_SPACE_ND, x, fn, quant, name)
+
+
+def broadcast_to(g: Graph, x: int, shape, quant: tuple[float, int] | None = None,
+                 name: str = "broadcast_to") -> int:
+    shape = tuple(int(d) for d in np.ravel(shape))
+    return _one(g, opcodes.BROADCAST_TO, x, lambda ix: np.broadcast_to(ix, shape).copy(),
+                quant, name)
+
+
+def gather_nd(g: Graph, x: int, indices, quant: tuple[float, int] | None = None,
+              name: str = "gather_nd") -> int:
+    """GATHER_ND with constant indices: out[i...] = x[indices[i..., :]] (TFLM stops on an index
+    outside its dim)."""
+    shape = g.tensors[x].shape
+    idx = np.asarray(indices, np.int64)
+    if idx.ndim < 1 or not 1 <= idx.shape[-1] <= len(shape):
+        raise ValueError(f"{name}: indices {idx.shape} for input {shape}")
+    if idx.size and (idx.min() < 0 or np.any(idx.max(axis=tuple(range(idx.ndim - 1)))
+                                             >= np.array(shape[:idx.shape[-1]]))):
+        raise ValueError(f"{name}: an index lies outside input {shape}")
+    return _one(g, opcodes.GATHER_ND, x, lambda ix: ix[tuple(np.moveaxis(idx, -1, 0))], quant,
+                name)

@@ -89,6 +89,7 @@ _OPTIONS_TABLE: dict[str, str] = {
     "SPLIT_V": "SplitVOptions",
     "SQUARED_DIFFERENCE": "SquaredDifferenceOptions",
     "SVDF": "SVDFOptions",
+    "MIRROR_PAD": "MirrorPadOptions",
     "PACK": "PackOptions",
     "UNPACK": "UnpackOptions",
     "GATHER": "GatherOptions",
