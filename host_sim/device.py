@@ -11,8 +11,8 @@ from .interpreters import run
 # For each model: prints the kernel chosen for each layer ("#kernels [...]"), feeds each
 # example's inputs (read one line at a time), then invoke() with the heap locked (a
 # MemoryError there means invoke allocated). Prints one JSON line of raw outputs per example.
-# With RESET each example starts from zero state (Model.reset(): an LSTM's; TFLM's harnesses
-# Reset() per sample), else the state carries from one example to the next.
+# An example after a "reset" line starts from zero state (Model.reset(): an LSTM's; TFLM's
+# harnesses Reset() per sample), else the state carries over from the example before.
 # Twins are selected strictly: one that fails to prepare where it should run is an error.
 INVOKE_MODELS = r"""
 import json, micropython, tinyrt, tinyrt.fast
@@ -29,12 +29,15 @@ while True:
     for j in range(m.n_outputs):
         outs.append(m.output(j))
     for _ in range(int(n)):
-        ex = json.loads(f.readline())
+        line = f.readline()
+        if line[0] == "r":
+            m.reset()
+            line = f.readline()
+        ex = json.loads(line)
+        line = None
         for i in range(len(ex)):
             m.input(i).set(ex[i])
         ex = None
-        if RESET:
-            m.reset()
         micropython.heap_lock()
         try:
             m.invoke()
@@ -52,15 +55,15 @@ f.close()
 
 
 def invoke_models(cases: list[tuple[bytes, list[list[np.ndarray]]]], interpreter: str,
-                  heap: int | None = None, fast: bool = True, reset: bool = True
-                  ) -> list[list[list[np.ndarray]]]:
+                  heap: int | None = None, fast: bool = True,
+                  reset: bool | list[list[bool]] = True) -> list[list[list[np.ndarray]]]:
     """invoke_models_with_kernels without the kernels."""
     return invoke_models_with_kernels(cases, interpreter, heap, fast, reset)[0]
 
 
 def invoke_models_with_kernels(cases: list[tuple[bytes, list[list[np.ndarray]]]],
                                interpreter: str, heap: int | None = None, fast: bool = True,
-                               reset: bool = True
+                               reset: bool | list[list[bool]] = True
                                ) -> tuple[list[list[list[np.ndarray]]], list[list[str]]]:
     """For each (model bytes, examples): the raw outputs of every example, as flat int64 arrays,
     and the kernel each model's layers run ("asm", "viper" or "reference").
@@ -69,18 +72,20 @@ def invoke_models_with_kernels(cases: list[tuple[bytes, list[list[np.ndarray]]]]
     values for an int8 input, int32 words for an int32 or bit-packed one (signed or unsigned).
     Outputs are what Tensor.tolist gives: int8 values, or signed int32 words. All models run in
     one interpreter process. fast=False keeps the reference kernels where viper twins exist.
-    reset=False carries a stateful model's state (LSTM) from one example to the next."""
+    reset=False carries a stateful model's state (LSTM) from one example to the next; a list
+    (per case, per example) says which examples start from zero state."""
     # one line per model ("name count"), then one JSON line per example: the script reads a
     # line at a time, so a board-sized --heap measures the model, not the harness
     lines = []
     for i, (_, examples) in enumerate(cases):
         lines.append(f"model{i}.trt {len(examples)}")
-        lines += [json.dumps([np.asarray(a).ravel().astype(int).tolist() for a in ex])
-                  for ex in examples]
+        for k, ex in enumerate(examples):
+            if reset if isinstance(reset, bool) else reset[i][k]:
+                lines.append("reset")
+            lines.append(json.dumps([np.asarray(a).ravel().astype(int).tolist() for a in ex]))
     files = {f"model{i}.trt": model for i, (model, _) in enumerate(cases)}
     files["cases.txt"] = "\n".join(lines) + "\n"
-    script = INVOKE_MODELS.replace("FAST", str(bool(fast))).replace("RESET", str(bool(reset)))
-    r = run(script, interpreter, heap=heap, files=files)
+    r = run(INVOKE_MODELS.replace("FAST", str(bool(fast))), interpreter, heap=heap, files=files)
     lines = r.stdout.rstrip("\n").split("\n") if r.stdout.strip() else []
     kernels = [json.loads(ln[len("#kernels "):]) for ln in lines if ln.startswith("#kernels ")]
     lines = [ln for ln in lines if not ln.startswith("#kernels ")]
@@ -104,7 +109,7 @@ def _values(o: list) -> np.ndarray:
 
 
 def invoke_batch(model: bytes, examples: list[list[np.ndarray]], interpreter: str,
-                 heap: int | None = None, fast: bool = True, reset: bool = True
-                 ) -> list[list[np.ndarray]]:
+                 heap: int | None = None, fast: bool = True,
+                 reset: bool | list[list[bool]] = True) -> list[list[np.ndarray]]:
     """The raw outputs of one model for each example."""
     return invoke_models([(model, examples)], interpreter, heap, fast, reset)[0]

@@ -16,7 +16,6 @@ not run (CIFG, peephole, projection, layer norm) are refused listing every missi
 
 from __future__ import annotations
 
-import json
 from functools import cache
 
 import numpy as np
@@ -29,7 +28,7 @@ from tinyrt import opcodes
 from converter.graph import Graph
 from converter.tflite_import import UnsupportedModelError, import_tflite
 from converter.writer import serialize
-from host_sim import run
+from host_sim.device import invoke_models_with_kernels
 from host_sim.oracle.tflm import TOp, TTensor, build_tflite
 
 from .conftest import SHARED_MODELS
@@ -38,61 +37,12 @@ from .kernel_harness import fast_kernel
 NAME = "trained_lstm_int8"
 SEQUENCE = 6  # reference inputs run as one sequence without reset, then again after reset()
 
-# Per model ("name count"), then per example one JSON line [reset?, [input 0 values, ...]]:
-# reset() when asked, set the inputs, invoke() with the heap locked, print every output.
-SCRIPT = r"""
-import json, micropython, tinyrt, tinyrt.fast
-tinyrt.fast.enable(True, strict=True)
-f = open("cases.txt")
-while True:
-    head = f.readline()
-    if not head:
-        break
-    name, n = head.split()
-    m = tinyrt.load(name)
-    print("#kernels " + json.dumps([getattr(k, "impl", "reference") for k in m.kernels]))
-    for _ in range(int(n)):
-        ex = json.loads(f.readline())
-        if ex[0]:
-            m.reset()
-        for i in range(len(ex[1])):
-            m.input(i).set(ex[1][i])
-        ex = None
-        micropython.heap_lock()
-        try:
-            m.invoke()
-        finally:
-            micropython.heap_unlock()
-        row = []
-        for j in range(m.n_outputs):
-            row.append(m.output(j).tolist())
-        print(json.dumps(row))
-        row = None
-    m = None
-f.close()
-"""
-
-
 def run_cases(cases: list[tuple[bytes, list[tuple[bool, list[np.ndarray]]]]], interpreter: str
               ) -> tuple[list[list[list[np.ndarray]]], list[list[str]]]:
-    """Each (model, [(reset?, inputs)]) on `interpreter` in one process: the outputs of every
-    example and the kernel of every layer."""
-    lines, files = [], {}
-    for i, (model, examples) in enumerate(cases):
-        files[f"m{i}.trt"] = model
-        lines.append(f"m{i}.trt {len(examples)}")
-        lines += [json.dumps([int(reset), [np.asarray(a).ravel().astype(int).tolist()
-                                           for a in xs]]) for reset, xs in examples]
-    files["cases.txt"] = "\n".join(lines) + "\n"
-    out = run(SCRIPT, interpreter, files=files).stdout.rstrip("\n").split("\n")
-    kernels = [json.loads(ln[len("#kernels "):]) for ln in out if ln.startswith("#kernels ")]
-    rows = [json.loads(ln) for ln in out if not ln.startswith("#kernels ")]
-    results, pos = [], 0
-    for _, examples in cases:
-        results.append([[np.array(o) for o in r] for r in rows[pos: pos + len(examples)]])
-        pos += len(examples)
-    assert pos == len(rows), (interpreter, len(rows), pos)
-    return results, kernels
+    """Each (model, [(reset?, inputs)]) on `interpreter` in one process (host_sim.device: the
+    heap locked around every invoke): the outputs of every example and each layer's kernel."""
+    return invoke_models_with_kernels([(m, [xs for _, xs in ex]) for m, ex in cases],
+                                      interpreter, reset=[[r for r, _ in ex] for _, ex in cases])
 
 
 def tflm_sequence(tflite: bytes, examples: list[tuple[bool, list[np.ndarray]]]
