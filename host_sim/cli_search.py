@@ -95,6 +95,12 @@ def search(args: argparse.Namespace, evaluate=None, log=print) -> int:
             f"{e['max_abs_pct']:.1f}% on {e['n']} other candidates")
     log(f"hypervolume {sm['metadata']['hypervolume']:.4f}; {seconds:.0f} s; wrote "
         f"{out}/pareto.json, pareto.png" + (", best.trt, best_report.txt" if best else ""))
+    if best is not None and "report" in best:
+        log(f"best.trt: {best['label']} trained again on the training + validation splits: "
+            f"test accuracy {best['test_accuracy']:.4f}, m0 {best['instructions_per_invoke']:,}"
+            f" instructions per invoke (~{best['latency_ms_estimate']:.3f} ms on "
+            f"{profile.name}, an estimate), flash {best['flash_bytes']:,} B, RAM "
+            f"{best['ram_bytes']:,} B")
     if best is None:
         log("tinyrt search: no candidate fits the budget")
         return EXIT_FAILED

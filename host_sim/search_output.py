@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from . import search_space
-from .search_run import Limits, Search, choose, hypervolume, pareto_front
+from .search_run import FAST_AND_RIGHT, Limits, Search, choose, hypervolume, pareto_front
 
 _KEEP = ("label", "config", "accuracy", "test_accuracy", "float_accuracy",
          "instructions_per_invoke", "instructions_predicted", "latency_ms_estimate",
@@ -15,10 +15,12 @@ _KEEP = ("label", "config", "accuracy", "test_accuracy", "float_accuracy",
          "arena_bytes", "seconds", "error")
 
 
-def _row(r: dict, front_keys: set[str], chosen: dict | None, limits: Limits) -> dict:
+def _row(r: dict, fronts: tuple[set[str], set[str]], chosen: dict | None,
+         limits: Limits) -> dict:
     out = {k: r[k] for k in _KEEP if k in r}
     k = search_space.key(r["config"])
-    out.update(key=k, on_front=k in front_keys, feasible=limits.feasible(r),
+    out.update(key=k, on_front=k in fronts[0], on_speed_front=k in fronts[1],
+               feasible=limits.feasible(r),
                chosen=chosen is not None and k == search_space.key(chosen["config"]))
     return out
 
@@ -31,7 +33,8 @@ def summary(s: Search, seconds: float, workers: int | None, tolerance: float) ->
             r["instructions_predicted"] = s.cost.predict(r["layers"])
     feasible = [r for r in res if s.limits.feasible(r)]
     front = pareto_front(feasible)
-    keys = {search_space.key(r["config"]) for r in front}
+    keys = ({search_space.key(r["config"]) for r in front},
+            {search_space.key(r["config"]) for r in pareto_front(feasible, FAST_AND_RIGHT)})
     chosen = choose(res, s.limits, tolerance)
     ok = [r for r in res if "error" not in r]
     from .search_run import CALIBRATE
@@ -88,9 +91,13 @@ def plot(summary_: dict, path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.scatter([r["instructions_per_invoke"] for r in c], [r["accuracy"] for r in c],
                s=14, c=["#999" if r["feasible"] else "#e99" for r in c], label="candidates")
-    f = sorted(summary_["front"], key=lambda r: r["instructions_per_invoke"])
-    ax.plot([r["instructions_per_invoke"] for r in f], [r["accuracy"] for r in f], "o-",
-            c="#1f77b4", ms=5, label="Pareto front")
+    f = [r for r in summary_["front"] if not r["on_speed_front"]]
+    ax.scatter([r["instructions_per_invoke"] for r in f], [r["accuracy"] for r in f], s=40,
+               facecolors="none", edgecolors="#1f77b4",
+               label="Pareto front (smaller RAM or flash)")
+    f = sorted((r for r in c if r["on_speed_front"]), key=lambda r: r["instructions_per_invoke"])
+    ax.step([r["instructions_per_invoke"] for r in f], [r["accuracy"] for r in f], "o-",
+            where="post", c="#1f77b4", ms=5, label="Pareto front: accuracy x instructions")
     for r in c:
         if r["chosen"]:
             ax.scatter([r["instructions_per_invoke"]], [r["accuracy"]], marker="*", s=260,
@@ -120,9 +127,16 @@ def layer_table(r: dict) -> str:
 def write(out: Path, s: Search, seconds: float, workers: int | None,
           tolerance: float = 0.01, best: dict | None = None) -> dict:
     """Write pareto.json, pareto.png and, when a candidate fits, best.trt and its report
-    (`best`: the chosen candidate evaluated again with its full report)."""
+    (`best`: Search.best, the chosen configuration trained on all the training data)."""
     out.mkdir(parents=True, exist_ok=True)
     sm = summary(s, seconds, workers, tolerance)
+    chosen = next((r for r in sm["candidates"] if r["chosen"]), None)
+    if best is not None:
+        sm["metadata"]["final"] = {
+            **{k: best[k] for k in ("label", "config", "test_accuracy", "instructions_per_invoke",
+                                    "latency_ms_estimate", "flash_bytes", "ram_bytes",
+                                    "ram_streamed_bytes", "verdict") if k in best},
+            "trained_on": "training + validation splits (best.trt)"}
     (out / "pareto.json").write_text(json.dumps(sm, indent=1))
     plot(sm, out / "pareto.png", f"tinyrt search: {s.data.name} on {s.board}, "
          f"{len(s.results)} candidates ({s.strategy}, seed {s.seed})")
@@ -130,9 +144,10 @@ def write(out: Path, s: Search, seconds: float, workers: int | None,
         (out / "best.trt").write_bytes(best["model"])
         rep = best.get("report", {})
         text = [f"chosen: {best['label']}  config {json.dumps(best['config'])}",
-                f"validation accuracy {best['accuracy']:.4f}, test accuracy "
-                f"{best['test_accuracy']:.4f} (float model {best['float_accuracy']:.4f} on "
-                "validation)",
+                "best.trt: the chosen configuration trained again on the training and "
+                "validation splits",
+                f"test accuracy {best['test_accuracy']:.4f} (the search's candidate: "
+                f"{chosen['test_accuracy']:.4f}; validation {chosen['accuracy']:.4f})",
                 f"m0 instructions per invoke {best['instructions_per_invoke']:,} (measured); "
                 f"~{best['latency_ms_estimate']:.3f} ms on {s.board} (estimate)", "",
                 "per layer on the emulated Cortex-M0:", layer_table(best), "",

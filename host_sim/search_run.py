@@ -2,10 +2,12 @@
 
 Strategy "evolve" (the default): a first generation sampled at random, then generations of
 children, each a mutation (search_space.mutate) of a parent drawn from the current Pareto
-front of the feasible candidates (accuracy up; instructions, RAM and flash down). Children the
+front of the feasible candidates (accuracy up; instructions, RAM and flash down), three times
+in four from its accuracy x instructions front (what the chosen model is picked by). Children the
 cost model (search_cost, calibrated on the first candidates measured on m0) predicts to break
 the latency budget are skipped before training. Strategy "random" samples every candidate
-independently: the baseline benchmarks/search_vs_random.py compares against.
+independently (in generations too, so the same latency pre-screen applies): the baseline
+benchmarks/search_vs_random.py compares against.
 
 Generations have a fixed size (not tied to the number of workers) and are proposed from the
 results in submission order, so a seed reproduces a run on any cluster. Each candidate is one
@@ -27,8 +29,12 @@ import numpy as np
 from . import search_eval, search_space
 from .search_cost import CostModel
 
-CALIBRATE = 6  # candidates measured on m0 that calibrate the cost model
+CALIBRATE = 8  # candidates measured on m0 that calibrate the cost model
 HV_REF = (0.8, 1_000_000)  # hypervolume reference point: (accuracy, m0 instructions)
+OBJECTIVES = ("accuracy", "instructions_per_invoke", "ram_bytes", "flash_bytes")
+FAST_AND_RIGHT = OBJECTIVES[:2]  # what the chosen model is picked by
+PRESCREEN_SLACK = 1.5  # skip before training only what the cost model puts 1.5x over budget
+P_SPEED_PARENT = 0.75  # chance a parent comes from the accuracy x instructions front
 
 
 @dataclass
@@ -96,14 +102,24 @@ class Search:
         tmp.replace(self.cache / f"{k}.json")  # the .json last: a reader sees all or nothing
 
     def best(self, client, chosen: dict) -> dict:
-        """`chosen` evaluated again with its full report (quantization, fit), cached."""
-        p = self.cache / f"{self._key(chosen['config'])}.report.json" if self.cache else None
+        """The final model: `chosen`'s config trained again on all the training data (the
+        search's training and validation splits), then measured like a candidate, with its
+        full report (quantization, fit). Its test accuracy is the honest figure (its
+        validation accuracy is on data it trained on). Cached in OUT/cache."""
+        final = search_eval.with_validation_trained(self.data)
+        k = self._key(chosen["config"]) + "-final"
+        p = self.cache / f"{k}.json" if self.cache else None
         if p is not None and p.exists():
-            return {**chosen, "report": json.loads(p.read_text())}
-        r = client.submit(self.evaluate, chosen["config"], self.data, self.seed, self.epochs,
+            try:
+                return {**json.loads(p.read_text()),
+                        "model": p.with_suffix(".trt").read_bytes()}
+            except (OSError, ValueError):
+                pass
+        r = client.submit(self.evaluate, chosen["config"], final, self.seed, self.epochs,
                           self.board, full_report=True, pure=False).result()
-        if p is not None and "report" in r:
-            p.write_text(json.dumps(r["report"]))
+        if p is not None:
+            p.with_suffix(".trt").write_bytes(r["model"])
+            p.write_text(json.dumps({a: b for a, b in r.items() if a != "model"}))
         return r
 
     # -- proposals ----------------------------------------------------------------------------
@@ -117,16 +133,19 @@ class Search:
         if self.cost is None or self.limits.latency_ms is None:
             return True
         _, _, model = search_eval.quantized(config, self.data, self.seed, 0)
-        return self.cost.predict(search_eval.layer_shapes(model)) <= self.limits.instructions
+        predicted = self.cost.predict(search_eval.layer_shapes(model))
+        return predicted <= PRESCREEN_SLACK * self.limits.instructions
 
     def _propose(self, rng: np.random.Generator, n: int, seen: set[str]) -> list[dict]:
-        front = pareto_front([r for r in self.results if self.limits.feasible(r)])
+        feasible = [r for r in self.results if self.limits.feasible(r)]
+        front, speed = pareto_front(feasible), pareto_front(feasible, FAST_AND_RIGHT)
         out: list[dict] = []
         for _ in range(200 * n):
             if len(out) == n:
                 break
-            if self.strategy == "evolve" and front and self.results:
-                parent = front[int(rng.integers(len(front)))]["config"]
+            if self.strategy == "evolve" and front:
+                pool = speed if rng.random() < P_SPEED_PARENT else front
+                parent = pool[int(rng.integers(len(pool)))]["config"]
                 c = search_space.mutate(parent, rng)
             else:
                 c = self._sample(rng)
@@ -147,10 +166,8 @@ class Search:
         seen: set[str] = set()
         data = client.scatter(self.data, broadcast=True)
         t0 = time.perf_counter()
-        first = self.generation if self.strategy == "evolve" else self.budget
         while len(self.results) < self.budget:
-            n = min(first if not self.results else self.generation,
-                    self.budget - len(self.results))
+            n = min(self.generation, self.budget - len(self.results))
             configs = self._propose(rng, n, seen)
             if not configs:
                 self.log("search: no new candidate left to propose")
@@ -200,17 +217,18 @@ class Search:
                  f"RAM {r['ram_bytes']:>7,} B  [{where}]{mark}")
 
 
-def dominates(a: dict, b: dict) -> bool:
-    """a is no worse than b in accuracy, instructions, RAM and flash, and better in one."""
-    ka = (-a["accuracy"], a["instructions_per_invoke"], a["ram_bytes"], a["flash_bytes"])
-    kb = (-b["accuracy"], b["instructions_per_invoke"], b["ram_bytes"], b["flash_bytes"])
+def dominates(a: dict, b: dict, keys=OBJECTIVES) -> bool:
+    """a is no worse than b in every objective (accuracy up, the others down), better in
+    one."""
+    ka = tuple(-a[k] if k == "accuracy" else a[k] for k in keys)
+    kb = tuple(-b[k] if k == "accuracy" else b[k] for k in keys)
     return all(x <= y for x, y in zip(ka, kb)) and ka != kb
 
 
-def pareto_front(results: list[dict]) -> list[dict]:
+def pareto_front(results: list[dict], keys=OBJECTIVES) -> list[dict]:
     """The candidates no other one dominates, by instructions."""
     ok = [r for r in results if "error" not in r]
-    front = [r for r in ok if not any(dominates(o, r) for o in ok)]
+    front = [r for r in ok if not any(dominates(o, r, keys) for o in ok)]
     return sorted(front, key=lambda r: (r["instructions_per_invoke"], -r["accuracy"]))
 
 

@@ -1,8 +1,10 @@
 """`tinyrt search` (issue 18): candidates as Dask tasks on a 2-worker LocalCluster.
 
 - A tiny real search (4 candidates, 1 epoch, MLPs on the digits as X.npy,Y.npy) writes a valid
-  pareto.json / pareto.png / best.trt; best.trt loads in tinyrt and classifies the test split
-  with the accuracy pareto.json reports; a rerun takes every candidate from OUT/cache.
+  pareto.json / pareto.png / best.trt; best.trt (the chosen configuration trained again on
+  training + validation data) loads in tinyrt and classifies the test split with the accuracy
+  pareto.json reports; a rerun (on a running scheduler, --scheduler) takes
+  every candidate from OUT/cache.
 - A fixed seed reproduces the proposals (strategy over a cheap deterministic stand-in for the
   evaluation), and training + quantizing a candidate twice gives the same model file.
 - A candidate whose evaluation raises is logged and kept as failed; the search goes on.
@@ -23,7 +25,8 @@ import cloudpickle  # noqa: E402
 
 from host_sim import cli, search_eval, search_space  # noqa: E402
 from host_sim.cli_search import dask_client  # noqa: E402
-from host_sim.search_run import Limits, Search, choose, hypervolume, pareto_front  # noqa: E402
+from host_sim.search_run import (CALIBRATE, Limits, Search, choose, hypervolume,  # noqa: E402
+                                 pareto_front)
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers need not import tests
 
@@ -46,7 +49,8 @@ def flat_digits(tmp_path_factory):
     return f"{p / 'x.npy'},{p / 'y.npy'}"
 
 
-def test_tiny_search_writes_front_and_a_model_that_runs(tmp_path, flat_digits, capsys):
+def test_tiny_search_writes_front_and_a_model_that_runs(tmp_path, flat_digits, capsys,
+                                                        client):
     from host_sim.device import invoke_batch
 
     out = tmp_path / "out"
@@ -68,18 +72,22 @@ def test_tiny_search_writes_front_and_a_model_that_runs(tmp_path, flat_digits, c
     report = (out / "best_report.txt").read_text()
     assert "per layer on the emulated Cortex-M0" in report and chosen[0]["label"] in report
 
-    # best.trt: the chosen candidate's file; tinyrt runs it to the accuracy reported
-    data = search_eval.load_dataset(flat_digits)
+    # best.trt: the chosen configuration trained on training + validation data; tinyrt runs
+    # it to the accuracy reported
+    final = sm["metadata"]["final"]
+    assert final["config"] == chosen[0]["config"]
+    data = search_eval.with_validation_trained(search_eval.load_dataset(flat_digits))
     model = (out / "best.trt").read_bytes()
     _, q, again = search_eval.quantized(chosen[0]["config"], data, 1, 1)
     assert again == model  # training and conversion are deterministic
     rows = invoke_batch(model, [[x] for x in q.quantize_input(data.x_test)], "unix")
     acc = np.mean([int(np.argmax(r[0])) == y for r, y in zip(rows, data.y_test)])
-    assert acc == pytest.approx(chosen[0]["test_accuracy"])
+    assert acc == pytest.approx(final["test_accuracy"])
     assert log.count("[cache]") == 0
 
-    # a rerun resumes from OUT/cache: no candidate is evaluated again
-    assert cli.main(argv) == 0
+    # a rerun resumes from OUT/cache: no candidate is evaluated again (on a running
+    # scheduler this time: --scheduler ADDRESS)
+    assert cli.main(argv + ["--scheduler", client.scheduler.address]) == 0
     log = capsys.readouterr().out
     assert log.count("[cache]") == 4
     assert json.loads((out / "pareto.json").read_text())["candidates"] == sm["candidates"]
@@ -125,7 +133,7 @@ def test_seed_reproduces_and_evolution_searches_the_front(client):
     c.run(client)
     assert keys != [search_space.key(r["config"]) for r in c.results]
     # children (after the first generation) are mutations of front members
-    assert a.cost is not None and a.cost.n_candidates == 6
+    assert a.cost is not None and a.cost.n_candidates == CALIBRATE
     front = pareto_front(a.results)
     assert front and choose(a.results, a.limits) in front
     assert 0 < hypervolume(a.results) <= 1
