@@ -89,8 +89,11 @@ def plot(summary_: dict, path: Path, title: str) -> None:
 
     c = [r for r in summary_["candidates"] if "error" not in r]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.scatter([r["instructions_per_invoke"] for r in c], [r["accuracy"] for r in c],
-               s=14, c=["#999" if r["feasible"] else "#e99" for r in c], label="candidates")
+    for fits, colour, name in ((True, "#999", "candidates"), (False, "#e99", "over budget")):
+        pts = [r for r in c if r["feasible"] == fits]
+        if pts:
+            ax.scatter([r["instructions_per_invoke"] for r in pts],
+                       [r["accuracy"] for r in pts], s=14, c=colour, label=name)
     f = [r for r in summary_["front"] if not r["on_speed_front"]]
     ax.scatter([r["instructions_per_invoke"] for r in f], [r["accuracy"] for r in f], s=40,
                facecolors="none", edgecolors="#1f77b4",
