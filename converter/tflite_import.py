@@ -614,6 +614,9 @@ _OPS: dict[str, tuple[Callable, str, str]] = {
     "BATCH_TO_SPACE_ND": (more.batch_to_space_nd, "movement", "batch_to_space_nd"),
     "BROADCAST_TO": (more.broadcast_to, "movement", "broadcast_to"),
     "GATHER_ND": (more.gather_nd, "movement", "gather_nd"),
+    "REDUCE_MAX": (more.reduce_extreme, "reduce", "reduce_extreme"),
+    "REDUCE_MIN": (more.reduce_extreme, "reduce", "reduce_extreme"),
+    "ABS": (more.unary, "arith", "abs_"),
     "RESIZE_NEAREST_NEIGHBOR": (more.resize, "resize", "resize_nearest_neighbor"),
     "RESIZE_BILINEAR": (more.resize, "resize", "resize_bilinear"),
     "SQUARED_DIFFERENCE": (more.squared_difference, "arith", "squared_difference"),
@@ -649,6 +652,9 @@ def import_tflite(data: bytes, source_name: str | None = None) -> Graph:
     m = read_tflite(data)
     if not m.inputs or not m.outputs:
         raise UnsupportedModelError("the model's subgraph declares no inputs or no outputs")
+    from .compress_tflm import decode_tflm_ops
+
+    decode_tflm_ops(m)  # TFLM's LUT-compressed tensors, expanded to their values
     kept, folded, const = fold_constants(m)
     problems, bad = _check_ops(m, kept, const)
     g = _Importer(m, const, problems=problems, skip=bad).run(kept)

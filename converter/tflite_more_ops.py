@@ -156,3 +156,15 @@ def gather_nd(im: Any, op: TflOp, name: str, build: Callable) -> int:
         raise UnsupportedModelError(f"{op.describe()}: its indices must be a constant tensor; "
                                     "indices computed at run time are not supported")
     return build(im.g, im.x(op, 0), np.asarray(im.const[i]), quant=im.out(op), name=name)
+
+
+def reduce_extreme(im: Any, op: TflOp, name: str, build: Callable) -> int:
+    x = im.x(op, 0)
+    scale, zp = im.out(op)
+    xt = im.t(op.inputs[0])
+    if np.float32(scale) != xt.scales[0] or zp != int(xt.zero_points[0]):
+        raise UnsupportedModelError(f"{op.describe()}: input and output quantization differ; "
+                                    f"TFLM's int8 {op.name} needs them equal")
+    keep = bool(op.options.KeepDims()) if op.options is not None else False
+    return build(im.g, x, _ints(im, op, 1, "axes"), keep_dims=keep,
+                 maximum=op.name == "REDUCE_MAX", name=name)

@@ -15,6 +15,10 @@ RSQRT  (kernel rsqrt.py, a 256-entry table as kernels/lookup.py; TFLM elementwis
   QuantizeMultiplier(1 / double(sqrtf(s_x) * s_y)). TFLM stops the invoke with an error for
   x < zp_x (a negative real); tinyrt's table gives there what v = 1 gives.
   inputs  [x, table int8 (256,)]  outputs [y]  params []
+ABS  (kernel abs.py, a 256-entry table as kernels/lookup.py; TFLM elementwise.cc
+  AbsEvalQuantized): v = |x - zp_x|; y = clamp(v + zp_y) when s_x == s_y, else
+  clamp(MBQM(v, QuantizeMultiplier(double(float32(s_x / s_y)))) + zp_y).
+  inputs  [x, table int8 (256,)]  outputs [y]  params []
 DEQUANTIZE  (kernel dequantize.py; TFLM dequantize.cc -> reference Dequantize, int8 -> float32):
   y = float(double(s_x) * (x - zp_x)), which depends only on x: the 256 float32 results are
   stored as their IEEE-754 bit patterns and the kernel copies 4 bytes per element (no float
@@ -131,3 +135,21 @@ def dequantize(g: Graph, x: int, name: str = "dequantize") -> int:
     y = g.add_activation(name + "/out", xt.shape, 1.0, 0, "float32")
     g.add_op(opcodes.DEQUANTIZE, [x, ti], [y], [])
     return y
+
+
+def abs_table(x_scale: float, x_zp: int, y_scale: float, y_zp: int) -> np.ndarray:
+    xs, ys = np.float32(x_scale), np.float32(y_scale)
+    m, shift = quantize_multiplier(float(np.float32(xs / ys)))
+    out = np.zeros(256, np.int8)
+    for x in range(-128, 128):
+        v = abs(x - x_zp)
+        r = v if xs == ys else tflm_requantize(v, m, shift)
+        out[x + 128] = min(max(r + y_zp, -128), 127)
+    return out
+
+
+def abs_(g: Graph, x: int, out_scale: float, out_zero_point: int, name: str = "abs") -> int:
+    xt = g.tensors[x]
+    check_zero_point(out_zero_point, name)
+    t = abs_table(xt.scale, xt.zero_point, out_scale, out_zero_point)
+    return _table_op(g, opcodes.ABS, x, t, out_scale, out_zero_point, name)
