@@ -652,9 +652,6 @@ def import_tflite(data: bytes, source_name: str | None = None) -> Graph:
     m = read_tflite(data)
     if not m.inputs or not m.outputs:
         raise UnsupportedModelError("the model's subgraph declares no inputs or no outputs")
-    from .compress_tflm import decode_tflm_ops
-
-    decode_tflm_ops(m)  # TFLM's LUT-compressed tensors, expanded to their values
     kept, folded, const = fold_constants(m)
     problems, bad = _check_ops(m, kept, const)
     g = _Importer(m, const, problems=problems, skip=bad).run(kept)
