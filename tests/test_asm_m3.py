@@ -116,18 +116,22 @@ def test_depthwise_m3_bit_exact(case, four):
         geom = (n, h, wd, c, dm, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow)
     want = array("b", [0] * (n * oh * ow * c * dm))
     reference_depthwise(x, w, bias, want, geom, zx, zy, (m_hi, m_lo, left, right), (lo, hi))
-    got = array("b", [0] * len(want))
-    with _Core("m3") as m:
-        from tinyrt.kernels import depthwise_conv_asm
-        work = bytearray(depthwise_conv_asm.work_bytes(h, wd, c, kh, kw, sh, sw, dh, dw, oh,
-                                                         ow))
-        k = depthwise_conv_asm.prepare(x, w, bias, got, *geom, zx, zy, m_hi, m_lo, left,
-                                       right, lo, hi, work)
-        assert (k.run.__name__ == "dw_rows7") == (dm == 1 and c % 4 == 0)
-        m.count = 0
-        k.depthwise_conv2d(*([None] * 22))
-    note("geom %r: %d instructions" % (geom, m.count))
-    assert list(got) == list(want)
+    for cpu in ("m3", "m0"):  # m0: dw_rows, its one-base tap loop where dm = 1, C % 4 = 0
+        got = array("b", [0] * len(want))
+        with _Core(cpu) as m:
+            from tinyrt.kernels import depthwise_conv_asm
+            work = bytearray(depthwise_conv_asm.work_bytes(h, wd, c, kh, kw, sh, sw, dh, dw,
+                                                             oh, ow))
+            k = depthwise_conv_asm.prepare(x, w, bias, got, *geom, zx, zy, m_hi, m_lo, left,
+                                           right, lo, hi, work)
+            fast = dm == 1 and c % 4 == 0
+            assert k.run.__name__ == ("dw_rows7" if fast and cpu == "m3" else "dw_rows")
+            if cpu == "m0":
+                assert k.p[24] == fast
+            m.count = 0
+            k.depthwise_conv2d(*([None] * 22))
+        note("%s geom %r: %d instructions" % (cpu, geom, m.count))
+        assert list(got) == list(want), cpu
 
 
 def test_m0_keeps_armv6m_kernels():

@@ -132,4 +132,7 @@ def test_repacked_weights_give_the_same_outputs(board):
     (_, plain, k0, y0), (_, packed, k1, y1) = [json.loads(ln) for ln in out.splitlines()[1:]]
     assert y0 == y1 == io["y"][0].ravel().astype(int).tolist()
     assert k0 == k1 and "asm" in k0
-    assert packed > plain  # the repacked copies are held in RAM
+    if board == "m0":
+        assert packed > plain  # the repacked copies are held in RAM
+    else:  # armv7m: the Thumb-2 kernel (kernels.armv7m_rows_asm) reads the weights in place
+        assert packed == plain

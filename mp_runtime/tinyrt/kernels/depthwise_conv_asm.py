@@ -3,18 +3,23 @@
 # Cortex-M (armv6m Thumb) twin of kernels.depthwise_conv.depthwise_conv2d: same results to the
 # bit.
 #
-# pad_copy copies the batch's input image into a padded image (its border = x_zp: a tap in the
-# padding adds (x_zp - x_zp) * w = 0), so every output
+# pad_copy copies the batch's input image into a padded image as x' = x + 128 (unsigned bytes,
+# XOR 0x80 per word; its border = x_zp + 128: a tap in the padding adds 0), so every output
 # uses all KH*KW taps and no bound is tested. dw_rows then walks the output pixels (loops
-# inside the asm), four output channels at a time (accumulators r8-r11; x bases r2-r5 = pixel
-# + each channel's input channel, so any depth multiplier works), over tap records of five
-# words (tap's byte offset in the padded image, the four channels' int8 weights as words:
-# ldr with an immediate offset, the armv6m ldrsb having none). Taps % 3 single steps, then
-# three taps per iteration: 54 instructions per 12 MACs = 4.5. The zero point is folded into
-# the per-channel bias (bias - x_zp * sum of the channel's weights over all taps), the loop
-# multiplies raw int8 values (ldrsb register-offset, emitted with data(2, ...)).
+# inside the asm), four output channels at a time (accumulators r8-r11), over tap records of
+# five words (tap's byte offset in the padded image, the four channels' int8 weights as
+# words). With depth multiplier 1 and C % 4 == 0 (_FAST) the group's four input channels are
+# consecutive bytes: per tap one LDM takes offset and weights, then ldrb with immediate offsets
+# (14 instructions per 4 MACs; three taps per iteration after taps % 3 single ones: 44 / 12).
+# Otherwise x bases r2-r5 = pixel + each channel's input channel (any depth multiplier),
+# ldrb register-offset: 54 instructions per 12 MACs. The zero point is folded into the
+# per-channel bias (bias - (x_zp + 128) * sum of the channel's weights over all taps).
 # Requantization per output as in kernels.fully_connected_asm (exact, 32-bit), a subroutine
-# (bl/bx lr) called for each of the group's channels, state in registers.
+# (bl/bx lr) called for each of the group's channels, state in registers; an accumulator at
+# or beyond its channel's clamp bounds (kernels.requant_bounds) stores act_min / act_max
+# without the multiply.
+# armv7m firmware runs kernels.armv7m_depthwise_asm's dw_rows7 instead (signed x, XOR 0)
+# where depth multiplier 1 and C % 4 == 0.
 # Channels past OC in the last group have weight 0 and are not stored.
 # The padded image lives in the model's shared working memory (Model.work, sized at load for
 # the largest depthwise layer): fill_words writes the border value over it again whenever
@@ -54,7 +59,8 @@ _RECCUR = const(80)
 _QCUR = const(84)
 _OCLEFT = const(88)
 _YCUR = const(92)
-N_PARAMS = 24
+_FAST = const(96)  # 1: depth multiplier 1 and C % 4 == 0 (the one-base tap loop)
+N_PARAMS = 25
 P_Y = const(11)  # word index of the field the glue sets per batch
 
 # pad_copy params block, word indices
@@ -65,7 +71,8 @@ C_DSTEP = const(3)
 C_ROWS = const(4)
 C_BYTES = const(5)
 C_WORDS = const(6)  # 1: src, dst, steps and bytes are multiples of 4 (copy words)
-N_COPY = 7
+C_XOR = const(7)  # XORed into every word copied: 0x80808080 writes x + 128 (dw_rows), 0 x
+N_COPY = 8
 
 _owner = array("i", [0])  # tag of the layer whose border the shared padded image holds
 _tags = [0]  # the last tag given
@@ -94,6 +101,7 @@ def pad_copy(r0):
     ldr(r1, [r0, 0])
     ldr(r2, [r0, 8])
     ldr(r3, [r0, 16])
+    ldr(r6, [r0, 28])  # C_XOR
     cmp(r3, 0)
     beq(cdone)
     label(crow)
@@ -104,13 +112,17 @@ def pad_copy(r0):
     label(cword)
     sub(r4, 4)
     data(2, 0x590D)  # ldr r5, [r1, r4]
+    eor(r5, r6)
     data(2, 0x5115)  # str r5, [r2, r4]
+    cmp(r4, 0)  # (eor set the flags)
     bne(cword)
     b(cnext)
     label(cbytes)
     sub(r4, 1)
     data(2, 0x5D0D)  # ldrb r5, [r1, r4]
+    eor(r5, r6)
     data(2, 0x5515)  # strb r5, [r2, r4]
+    cmp(r4, 0)  # (eor set the flags)
     bne(cbytes)
     label(cnext)
     ldr(r5, [r0, 4])
@@ -236,6 +248,97 @@ def dw_rows(r0):
     mov(r7, r12)
     ldr(r6, [r7, _XPIX])
     ldr(r1, [r7, _GCUR])
+    ldr(r0, [r7, _FAST])
+    cmp(r0, 0)
+    beq(general)
+    # depth multiplier 1, C % 4 == 0: the group's channels are 4 consecutive bytes, one
+    # base r0; per tap one LDM (offset, weights) and immediate-offset loads: 14 per 4 MACs
+    ldr(r0, [r1, 0])
+    add(r0, r0, r6)
+    add(r1, 16)
+    str(r1, [r7, _GCUR])
+    ldr(r1, [r7, _RECCUR])
+    ldr(r2, [r7, _MIDBYTES])
+    add(r2, r2, r1)
+    data(2, 0x4696)  # mov lr, r2
+    mov(r2, 0)
+    mov(r8, r2)
+    mov(r9, r2)
+    mov(r10, r2)
+    mov(r11, r2)
+    label(f_single)
+    data(2, 0x4571)  # cmp r1, lr
+    beq(f_triples)
+    data(2, 0xC97C)  # ldmia r1!, {r2-r6}: tap offset, four weights
+    add(r7, r0, r2)
+    ldrb(r2, [r7, 0])
+    mul(r3, r2)
+    data(2, 0x4498)  # add r8, r3
+    ldrb(r2, [r7, 1])
+    mul(r4, r2)
+    data(2, 0x44A1)  # add r9, r4
+    ldrb(r2, [r7, 2])
+    mul(r5, r2)
+    data(2, 0x44AA)  # add r10, r5
+    ldrb(r2, [r7, 3])
+    mul(r6, r2)
+    data(2, 0x44B3)  # add r11, r6
+    b(f_single)
+    label(f_triples)
+    mov(r7, r12)
+    ldr(r2, [r7, _TRIPBYTES])
+    add(r2, r2, r1)
+    data(2, 0x4696)  # mov lr, r2
+    data(2, 0x4571)  # cmp r1, lr
+    beq(f_done)
+    label(f_triple)
+    data(2, 0xC97C)  # ldmia r1!, {r2-r6}: tap offset, four weights
+    add(r7, r0, r2)
+    ldrb(r2, [r7, 0])
+    mul(r3, r2)
+    data(2, 0x4498)  # add r8, r3
+    ldrb(r2, [r7, 1])
+    mul(r4, r2)
+    data(2, 0x44A1)  # add r9, r4
+    ldrb(r2, [r7, 2])
+    mul(r5, r2)
+    data(2, 0x44AA)  # add r10, r5
+    ldrb(r2, [r7, 3])
+    mul(r6, r2)
+    data(2, 0x44B3)  # add r11, r6
+    data(2, 0xC97C)  # ldmia r1!, {r2-r6}: tap offset, four weights
+    add(r7, r0, r2)
+    ldrb(r2, [r7, 0])
+    mul(r3, r2)
+    data(2, 0x4498)  # add r8, r3
+    ldrb(r2, [r7, 1])
+    mul(r4, r2)
+    data(2, 0x44A1)  # add r9, r4
+    ldrb(r2, [r7, 2])
+    mul(r5, r2)
+    data(2, 0x44AA)  # add r10, r5
+    ldrb(r2, [r7, 3])
+    mul(r6, r2)
+    data(2, 0x44B3)  # add r11, r6
+    data(2, 0xC97C)  # ldmia r1!, {r2-r6}: tap offset, four weights
+    add(r7, r0, r2)
+    ldrb(r2, [r7, 0])
+    mul(r3, r2)
+    data(2, 0x4498)  # add r8, r3
+    ldrb(r2, [r7, 1])
+    mul(r4, r2)
+    data(2, 0x44A1)  # add r9, r4
+    ldrb(r2, [r7, 2])
+    mul(r5, r2)
+    data(2, 0x44AA)  # add r10, r5
+    ldrb(r2, [r7, 3])
+    mul(r6, r2)
+    data(2, 0x44B3)  # add r11, r6
+    data(2, 0x4571)  # cmp r1, lr
+    bne(f_triple)
+    label(f_done)
+    b(group_done)
+    label(general)
     ldr(r2, [r1, 0])
     add(r2, r2, r6)
     ldr(r3, [r1, 4])
@@ -259,19 +362,19 @@ def dw_rows(r0):
     data(2, 0x4571)  # cmp r1, lr
     beq(triples)
     ldr(r6, [r1, 0])
-    data(2, 0x5797)  # ldrsb r7, [r2, r6]
+    data(2, 0x5D97)  # ldrb r7, [r2, r6]
     ldr(r0, [r1, 4])
     mul(r0, r7)
     data(2, 0x4480)  # add r8, r0
-    data(2, 0x579F)  # ldrsb r7, [r3, r6]
+    data(2, 0x5D9F)  # ldrb r7, [r3, r6]
     ldr(r0, [r1, 8])
     mul(r0, r7)
     data(2, 0x4481)  # add r9, r0
-    data(2, 0x57A7)  # ldrsb r7, [r4, r6]
+    data(2, 0x5DA7)  # ldrb r7, [r4, r6]
     ldr(r0, [r1, 12])
     mul(r0, r7)
     data(2, 0x4482)  # add r10, r0
-    data(2, 0x57AF)  # ldrsb r7, [r5, r6]
+    data(2, 0x5DAF)  # ldrb r7, [r5, r6]
     ldr(r0, [r1, 16])
     mul(r0, r7)
     data(2, 0x4483)  # add r11, r0
@@ -286,53 +389,53 @@ def dw_rows(r0):
     beq(group_done)
     label(triple)  # three taps, four channels each
     ldr(r6, [r1, 0])
-    data(2, 0x5797)  # ldrsb r7, [r2, r6]
+    data(2, 0x5D97)  # ldrb r7, [r2, r6]
     ldr(r0, [r1, 4])
     mul(r0, r7)
     data(2, 0x4480)  # add r8, r0
-    data(2, 0x579F)  # ldrsb r7, [r3, r6]
+    data(2, 0x5D9F)  # ldrb r7, [r3, r6]
     ldr(r0, [r1, 8])
     mul(r0, r7)
     data(2, 0x4481)  # add r9, r0
-    data(2, 0x57A7)  # ldrsb r7, [r4, r6]
+    data(2, 0x5DA7)  # ldrb r7, [r4, r6]
     ldr(r0, [r1, 12])
     mul(r0, r7)
     data(2, 0x4482)  # add r10, r0
-    data(2, 0x57AF)  # ldrsb r7, [r5, r6]
+    data(2, 0x5DAF)  # ldrb r7, [r5, r6]
     ldr(r0, [r1, 16])
     mul(r0, r7)
     data(2, 0x4483)  # add r11, r0
     ldr(r6, [r1, 20])
-    data(2, 0x5797)  # ldrsb r7, [r2, r6]
+    data(2, 0x5D97)  # ldrb r7, [r2, r6]
     ldr(r0, [r1, 24])
     mul(r0, r7)
     data(2, 0x4480)  # add r8, r0
-    data(2, 0x579F)  # ldrsb r7, [r3, r6]
+    data(2, 0x5D9F)  # ldrb r7, [r3, r6]
     ldr(r0, [r1, 28])
     mul(r0, r7)
     data(2, 0x4481)  # add r9, r0
-    data(2, 0x57A7)  # ldrsb r7, [r4, r6]
+    data(2, 0x5DA7)  # ldrb r7, [r4, r6]
     ldr(r0, [r1, 32])
     mul(r0, r7)
     data(2, 0x4482)  # add r10, r0
-    data(2, 0x57AF)  # ldrsb r7, [r5, r6]
+    data(2, 0x5DAF)  # ldrb r7, [r5, r6]
     ldr(r0, [r1, 36])
     mul(r0, r7)
     data(2, 0x4483)  # add r11, r0
     ldr(r6, [r1, 40])
-    data(2, 0x5797)  # ldrsb r7, [r2, r6]
+    data(2, 0x5D97)  # ldrb r7, [r2, r6]
     ldr(r0, [r1, 44])
     mul(r0, r7)
     data(2, 0x4480)  # add r8, r0
-    data(2, 0x579F)  # ldrsb r7, [r3, r6]
+    data(2, 0x5D9F)  # ldrb r7, [r3, r6]
     ldr(r0, [r1, 48])
     mul(r0, r7)
     data(2, 0x4481)  # add r9, r0
-    data(2, 0x57A7)  # ldrsb r7, [r4, r6]
+    data(2, 0x5DA7)  # ldrb r7, [r4, r6]
     ldr(r0, [r1, 52])
     mul(r0, r7)
     data(2, 0x4482)  # add r10, r0
-    data(2, 0x57AF)  # ldrsb r7, [r5, r6]
+    data(2, 0x5DAF)  # ldrb r7, [r5, r6]
     ldr(r0, [r1, 56])
     mul(r0, r7)
     data(2, 0x4483)  # add r11, r0
@@ -419,7 +522,9 @@ class DepthwiseConv2DAsm:
         self.pad = work
         _tags[0] += 1
         self.tag = _tags[0]
-        self.fill = (address_of(work), nbytes >> 2, x_zp)
+        v7 = arch[0] >= 5 and dm == 1 and c % 4 == 0  # Thumb-2: armv7m_depthwise_asm
+        # dw_rows reads x + 128 (unsigned bytes: ldrb has immediate offsets), dw_rows7 x
+        self.fill = (address_of(work), nbytes >> 2, x_zp if v7 else x_zp ^ 0x80)
         taps = kh * kw
         ngrp = (oc + 3) // 4
         grp = array("i", [0] * (4 * ngrp))
@@ -436,7 +541,6 @@ class DepthwiseConv2DAsm:
                         o = 4 * g + j
                         rec[i + 1 + j] = w[t * oc + o] if o < oc else 0
                     i += 5
-        v7 = arch[0] >= 5 and dm == 1 and c % 4 == 0  # Thumb-2: armv7m_depthwise_asm
         if v7:
             from .armv7m_depthwise_asm import N_PARAMS as n_params, dw_rows7
             from .armv7m_rows_asm import record
@@ -449,7 +553,7 @@ class DepthwiseConv2DAsm:
                 record(req, o, wrap32(bias[o] - x_zp * s), m_hi[o], m_lo[o], left[o], right[o],
                        y_zp, act_min, act_max)
                 continue
-            req[7 * o] = wrap32(bias[o] - x_zp * s)
+            req[7 * o] = wrap32(bias[o] - (x_zp + 128) * s)  # sum (x - x_zp) w, x' = x + 128
             req[7 * o + 1] = m_hi[o]
             req[7 * o + 2] = m_lo[o]
             req[7 * o + 3] = left[o]
@@ -473,6 +577,8 @@ class DepthwiseConv2DAsm:
         p[_YZP >> 2] = y_zp
         p[_AMIN >> 2] = act_min
         p[_AMAX >> 2] = act_max
+        if not v7:
+            p[_FAST >> 2] = 1 if dm == 1 and c % 4 == 0 else 0
         self.p = p
         # the input rows and columns that land inside the padded image
         nr = h if h < hp - pt else hp - pt
@@ -486,6 +592,7 @@ class DepthwiseConv2DAsm:
         xa = address_of(x)
         cp[C_WORDS] = 1 if (xa | cp[C_SSTEP] | cp[C_DST] | row_b | cp[C_BYTES]
                             | (h * wd * c)) & 3 == 0 else 0
+        cp[C_XOR] = 0 if v7 else -0x7F7F7F80  # 0x80808080
         self.cp = cp
         self.geom = (n, xa, h * wd * c, address_of(y), oh * ow * oc)
 
