@@ -107,24 +107,21 @@ def search(args: argparse.Namespace, evaluate=None, log=print) -> int:
     return EXIT_OK
 
 
-def _positive(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number")
-    return v
+def _above_zero(kind: type, what: str):
+    """An argparse type: a number of `kind` (float or int) greater than 0."""
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {what} above 0")
+        return v
+    return parse
 
 
-def _count(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected at least 1")
-    return v
+_positive = _above_zero(float, "a number")
+_count = _above_zero(int, "a whole number")
 
 
 def add_parser(add) -> None:

@@ -150,3 +150,15 @@ def test_failed_candidate_is_logged_not_fatal(client):
     assert sum("FAILED" in ln for ln in lines) == len(failed)
     assert all(not s.limits.feasible(r) for r in failed)
     assert choose(s.results, s.limits) is not None
+
+
+@pytest.mark.parametrize("extra, why", [
+    (["--dataset", "nope.npy"], "expected digits or X.npy,Y.npy"),
+    (["--dataset", "nope.npy,y.npy"], "cannot read nope.npy"),
+    (["--dataset", "digits", "--board", "nosuch"], "unknown board"),
+])
+def test_bad_input_is_one_line_and_exit_2(extra, why, tmp_path, capsys):
+    argv = ["search", "--dataset", "digits", "--board", "rp2040", "--out", str(tmp_path)]
+    assert cli.main(argv + extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert why in err and len(err.splitlines()) == 1
