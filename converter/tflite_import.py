@@ -35,7 +35,7 @@ __all__ = ["SUPPORTED_OPS", "TflModel", "UnsupportedModelError", "fold_constants
 # dtype policy: int8 activations; int32 ones only as the bit-packed tensors of LCE ops; int16
 # ones (TFLite's 16x8 mode, zero point 0) for the ops with a 16x8 kernel
 INT16_OPS = ("CONV_2D", "FULLY_CONNECTED", "PAD", "PADV2")
-STATE_OPS = ("UNIDIRECTIONAL_SEQUENCE_LSTM",)  # int8 ops whose int16 cell state is an input
+STATE_OPS = ("UNIDIRECTIONAL_SEQUENCE_LSTM", "SVDF")  # int8 ops with an int16 state input
 
 
 def _check_ops(m: TflModel, ops: list[TflOp], const: dict[int, np.ndarray]
@@ -624,6 +624,7 @@ _OPS: dict[str, tuple[Callable, str, str]] = {
     "BATCH_MATMUL": (more.batch_matmul, "matmul", "batch_matmul"),
     "TRANSPOSE_CONV": (more.transpose_conv, "transpose_conv", "transpose_conv"),
     "DEQUANTIZE": (more.dequantize, "arith", "dequantize"),
+    "SVDF": (more.svdf, "svdf", "svdf"),
 }
 SUPPORTED_OPS = tuple(sorted(_OPS))  # builtin ops; LCE's custom ops: lce_import.LCE_OPS
 
@@ -652,6 +653,9 @@ def import_tflite(data: bytes, source_name: str | None = None) -> Graph:
     m = read_tflite(data)
     if not m.inputs or not m.outputs:
         raise UnsupportedModelError("the model's subgraph declares no inputs or no outputs")
+    from .compress_tflm import decode_tflm_ops
+
+    decode_tflm_ops(m)  # TFLM's LUT-compressed tensors, expanded to their values
     kept, folded, const = fold_constants(m)
     problems, bad = _check_ops(m, kept, const)
     g = _Importer(m, const, problems=problems, skip=bad).run(kept)

@@ -161,7 +161,8 @@ def read_tflite(data: bytes) -> TflModel:
             code = model.OperatorCodes(op.OpcodeIndex())
             builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
             name = _OP_NAMES.get(builtin, f"BUILTIN_{builtin}")
-            if name == "CUSTOM":
+            if name == "CUSTOM" or code.CustomCode():  # tflite-micro's model_editor leaves
+                # deprecated_builtin_code 0, which `tflite`'s BuiltinCode() then returns
                 name = f"CUSTOM({(code.CustomCode() or b'?').decode()})"
             ins = [int(v) for v in op.InputsAsNumpy()] if op.InputsLength() else []
             outs = [int(v) for v in op.OutputsAsNumpy()] if op.OutputsLength() else []
