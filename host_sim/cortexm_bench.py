@@ -291,9 +291,11 @@ def main(argv=None) -> int:
             n, macs = fn(c)
             vals.append("%12.3f" % (n / macs))
         print("  %-28s" % name + "".join(vals))
-    print("  inner loops: int8_rows 104 instructions / 32 MACs = 3.25 (8 channels x 4 k);"
-          " depthwise dw_rows 54 / 12 MACs = 4.5 (4 channels x 3 taps);"
-          " xor-popcount 62 / 128 binary MACs = 0.484")
+    print("  inner loops: m0 int8_rows 104 instructions / 32 MACs = 3.25 (8 channels x 4 k),"
+          " int8_rows4 14 / 4 = 3.5; depthwise dw_rows 44 / 12 MACs = 3.67 (4 channels x 3"
+          " taps, dm 1), 54 / 12 = 4.5 (any dm); xor-popcount 62 / 128 binary MACs = 0.484;"
+          " m3 int8_pairs 30 / 24 = 1.25 (2 rows x 3 channels x 4 k, SMLAL), dw_rows7 32 / 12"
+          " = 2.67 (LDM + MLA)")
     viper = {}
     for op, mod in (("CONV_2D", "conv_viper"), ("DEPTHWISE_CONV_2D", "depthwise_conv_viper"),
                     ("FULLY_CONNECTED", "fully_connected_viper")):
