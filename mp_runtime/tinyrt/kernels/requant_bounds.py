@@ -2,19 +2,34 @@
 # channel the accumulator range that gives act_min or act_max, so a kernel stores those
 # without the 32x32 -> 64-bit multiply (~45 instructions on an M0), and skips the clamp
 # otherwise.
-from ..requant import rounding_divide_by_pot
+from ..requant import multiply_by_quantized_multiplier
 
 
-def _last_at_most(f, v, a0, a1, m, left, right, y_zp):
+def _estimate(d2, sh, m_hi, a0, a1):
+    """About d2 2^sh / M (M ~ m_hi 2^15, |d2| < 2^10) in small ints (a long made here would
+    be garbage between the layer's tables and fragment a board's heap), clamped to
+    [a0, a1]; 14 significant bits, the gallop does the rest."""
+    k = 28
+    a = d2 if d2 > 0 else -d2
+    while a > 1:  # |d2| 2^k < 2^29: the quotient keeps ~14 significant bits
+        a >>= 1
+        k -= 1
+    q = (d2 << k) // m_hi
+    e = sh - 15 - k
+    if e > 14:
+        return a1 if q > 0 else a0
+    est = q << e if e >= 0 else q >> -e
+    return a0 if est < a0 else (a1 if est > a1 else est)
+
+
+def _last_at_most(f, v, a0, a1, m_hi, m_lo, left, right, y_zp):
     """The largest acc in [a0, a1] with f(acc) <= v (a0 - 1 if none; f non-decreasing).
     Starts at the real boundary (v - y_zp + 1/2) 2^(31 + right - left) / M, which the double
     rounding moves by a unit or two: typically two evaluations of f, then a gallop and a
     bisection where the estimate is off (or M = 0: f is constant)."""
-    if not m:  # f is constant
+    if not (m_hi or m_lo):  # M = 0: f is constant
         return a1 if f(0) <= v else a0 - 1
-    sh = 30 + right - left
-    est = ((2 * (v - y_zp) + 1) << sh) // m if 0 <= sh <= 52 else a0
-    est = a0 if est < a0 else (a1 if est > a1 else est)
+    est = _estimate(2 * (v - y_zp) + 1, 30 + right - left, m_hi, a0, a1) if m_hi else a0
     step = 1
     if f(est) <= v:  # lo: f(lo) <= v; hi: f(hi) > v (a1 + 1 stands for "none")
         lo, hi = est, a1 + 1
@@ -48,16 +63,13 @@ def clamp_bounds(m_hi, m_lo, left, right, y_zp, act_min, act_max):
     because MultiplyByQuantizedMultiplier(acc) + y_zp is non-decreasing in acc over the
     converter's range |acc << left| < 2^30 (searched there). ReLU layers get most of their
     negative outputs for the cost of a compare.
-    Prepare-time only (M may be a long on a board)."""
-    a0 = -((1 << 30) >> left)
-    a1 = ((1 << 30) - 1) >> left
-    m = (m_hi << 15) | m_lo
+    Prepare-time only; small ints only (no garbage between the layer's tables)."""
+    a0 = -(0x20000000 >> (left - 1)) if left else -0x3FFFFFFF - 1  # -2^30 >> left, no long
+    a1 = 0x3FFFFFFF >> left
 
-    def f(acc):  # tinyrt.requant.multiply_by_quantized_multiplier + y_zp, in one product:
-        # SRDHM(a, M) = floor((a M + 2^30) / 2^31) for M >= 0 and |a| < 2^30 (see
-        # kernels.fully_connected_asm); the longs (< 2^62) are fine at prepare
-        return rounding_divide_by_pot(((acc << left) * m + (1 << 30)) >> 31, right) + y_zp
+    def f(acc):  # tinyrt.requant's 15-bit limbs: small ints only, nothing allocated
+        return multiply_by_quantized_multiplier(acc, m_hi, m_lo, left, right) + y_zp
 
-    lo = _last_at_most(f, act_min, a0, a1, m, left, right, y_zp)
-    hi = _last_at_most(f, act_max - 1, a0, a1, m, left, right, y_zp) + 1
+    lo = _last_at_most(f, act_min, a0, a1, m_hi, m_lo, left, right, y_zp)
+    hi = _last_at_most(f, act_max - 1, a0, a1, m_hi, m_lo, left, right, y_zp) + 1
     return lo, hi
