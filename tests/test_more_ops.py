@@ -114,12 +114,13 @@ def test_refusals() -> None:
 
 
 def test_convert_lists_every_problem_at_once() -> None:
-    """An unsupported op, a refused TANH and a non-constant wide-bias FC: all three named."""
-    w = np.full((1, 1024), 127, np.int8)
-    t = [TTensor("x", (1, 1024), "int8", 1.0, 0),
-         TTensor("a", (1, 1024), "int8", 1.0, 0),
-         TTensor("b", (1, 1024), "int8", 0.1, 0),
-         TTensor("w", (1, 1024), "int8", [2e-7], 0, 0, w),
+    """An unsupported op, a refused TANH and an FC whose 40000-product sums exceed 31 bits:
+    all three named."""
+    w = np.full((1, 40000), 127, np.int8)
+    t = [TTensor("x", (1, 40000), "int8", 1.0, 0),
+         TTensor("a", (1, 40000), "int8", 1.0, 0),
+         TTensor("b", (1, 40000), "int8", 0.1, 0),
+         TTensor("w", (1, 40000), "int8", [2e-7], 0, 0, w),
          TTensor("bias", (1,), "int32", [2e-7], 0, 0, np.array([1 << 30])),
          TTensor("y", (1, 1), "int8", 1.0, -128)]
     ops = [TOp("SIN", [0], [1]), TOp("TANH", [1], [2]), TOp("FULLY_CONNECTED", [2, 3, 4], [5])]
@@ -129,7 +130,7 @@ def test_convert_lists_every_problem_at_once() -> None:
     assert msg.startswith("op 0 (SIN) is not supported by tinyrt")
     assert "2 more problem(s) stop this model" in msg
     assert "op 1 (TANH): output scale" in msg
-    assert "op 2 (FULLY_CONNECTED)" in msg and "not the same for every input" in msg
+    assert "op 2 (FULLY_CONNECTED)" in msg and "40000 products per output" in msg
 
 
 def test_sub_every_input_pair_matches_tflm() -> None:

@@ -19,7 +19,7 @@ from tinyrt import opcodes
 
 from ..graph import Graph
 from ..quantization import activation_range
-from .common import exact_channels
+from .common import exact_channels, wide_inputs
 
 
 def _pair(v, what: str) -> tuple[int, int]:
@@ -88,16 +88,18 @@ def conv2d(g: Graph, x: int, weights: np.ndarray, weight_scales, bias: np.ndarra
     geo = _geometry(name, xt.shape, kh, kw, stride, dilation, padding)
     scales = _scales(name, weight_scales, out_c)
     lo, hi = activation_range(activation, np.float32(out_scale), out_zero_point)
-    w_oc, bias, rows = exact_channels(name, w.reshape(out_c, -1), _bias_values(name, bias, out_c),
-                                      xt.scale, xt.zero_point, scales, out_scale,
-                                      out_zero_point, lo, hi)
+    w_oc, bias, rows, wide = exact_channels(name, w.reshape(out_c, -1),
+                                            _bias_values(name, bias, out_c), xt.scale,
+                                            xt.zero_point, scales, out_scale, out_zero_point,
+                                            lo, hi)
     wi = g.add_const(name + "/weights", w_oc.reshape(w.shape), "int8", float(scales[0]), 0,
                      scales.size > 1)
     bi = -1 if bias is None else g.add_const(name + "/bias", bias, "int32")
     qi = g.add_const(name + "/requant", rows, "int32")
     y = g.add_activation(name + "/out", (xt.shape[0], geo[6], geo[7], out_c), out_scale,
                          out_zero_point)
-    g.add_op(opcodes.CONV_2D, [x, wi, bi, qi], [y], geo + [lo, hi])
+    g.add_op(opcodes.CONV_2D, [x, wi, bi, qi] + wide_inputs(g, name, wide), [y],
+             geo + [lo, hi])
     return y
 
 
@@ -120,14 +122,16 @@ def depthwise_conv2d(g: Graph, x: int, weights: np.ndarray, weight_scales,
     geo = _geometry(name, xt.shape, kh, kw, stride, dilation, padding)
     scales = _scales(name, weight_scales, out_c)
     lo, hi = activation_range(activation, np.float32(out_scale), out_zero_point)
-    w_oc, bias, rows = exact_channels(name, w.reshape(-1, out_c).T,
-                                      _bias_values(name, bias, out_c), xt.scale,
-                                      xt.zero_point, scales, out_scale, out_zero_point, lo, hi)
+    w_oc, bias, rows, wide = exact_channels(name, w.reshape(-1, out_c).T,
+                                            _bias_values(name, bias, out_c), xt.scale,
+                                            xt.zero_point, scales, out_scale, out_zero_point,
+                                            lo, hi)
     wi = g.add_const(name + "/weights", np.ascontiguousarray(w_oc.T).reshape(w.shape), "int8",
                      float(scales[0]), 0, scales.size > 1)
     bi = -1 if bias is None else g.add_const(name + "/bias", bias, "int32")
     qi = g.add_const(name + "/requant", rows, "int32")
     y = g.add_activation(name + "/out", (xt.shape[0], geo[6], geo[7], out_c), out_scale,
                          out_zero_point)
-    g.add_op(opcodes.DEPTHWISE_CONV_2D, [x, wi, bi, qi], [y], geo + [dm, lo, hi])
+    g.add_op(opcodes.DEPTHWISE_CONV_2D, [x, wi, bi, qi] + wide_inputs(g, name, wide), [y],
+             geo + [dm, lo, hi])
     return y

@@ -14,7 +14,7 @@ from tinyrt import opcodes
 
 from ..graph import Graph
 from ..quantization import activation_range
-from .common import exact_channels
+from .common import exact_channels, wide_inputs
 
 
 def fully_connected(g: Graph, x: int, weights: np.ndarray, weight_scales, bias: np.ndarray | None,
@@ -35,11 +35,12 @@ def fully_connected(g: Graph, x: int, weights: np.ndarray, weight_scales, bias: 
         if bias.shape != (n_out,):
             raise ValueError(f"{name}: bias shape {bias.shape}, expected ({n_out},)")
     lo, hi = activation_range(activation, np.float32(out_scale), out_zero_point)
-    w, bias, rows = exact_channels(name, w, bias, xt.scale, xt.zero_point, scales, out_scale,
-                                   out_zero_point, lo, hi)
+    w, bias, rows, wide = exact_channels(name, w, bias, xt.scale, xt.zero_point, scales,
+                                         out_scale, out_zero_point, lo, hi)
     wi = g.add_const(name + "/weights", w, "int8", float(scales[0]), 0, scales.size > 1)
     bi = -1 if bias is None else g.add_const(name + "/bias", bias, "int32")
     qi = g.add_const(name + "/requant", rows, "int32")
     y = g.add_activation(name + "/out", (batches, n_out), out_scale, out_zero_point)
-    g.add_op(opcodes.FULLY_CONNECTED, [x, wi, bi, qi], [y], [lo, hi])
+    g.add_op(opcodes.FULLY_CONNECTED, [x, wi, bi, qi] + wide_inputs(g, name, wide), [y],
+             [lo, hi])
     return y

@@ -166,6 +166,12 @@ class Conv2D:
         self.impl = chosen["conv2d"]
         if self.impl == "asm":
             drop_reference_tables(self)
+        self.wide = None
+        if len(op.inputs) > 4:  # channels with int32 biases beyond small ints
+            from .wide_channels import WideChannels
+
+            self.wide = WideChannels(model, op, "CONV_2D", x, y, (n, h, wd, c, kh, kw, sh, sw,
+                                     dh, dw, pt, pl, oh, ow, out_c), c, 1, a_min, a_max)
 
     def eval(self):
         x, w, b, y, n, x_batch, rows, cols, out_c, w_oc, x_fy, w_fy, x_fx, w_fx, x_zp, y_zp = (
@@ -173,6 +179,8 @@ class Conv2D:
         m_hi, m_lo, left, right = self.q
         self.fn(x, w, b, y, n, x_batch, rows, cols, out_c, w_oc, x_fy, w_fy, x_fx, w_fx,
                 x_zp, y_zp, m_hi, m_lo, left, right, self.act[0], self.act[1])
+        if self.wide is not None:
+            self.wide.eval()
 
 
 def prepare(model, op):

@@ -123,6 +123,12 @@ class DepthwiseConv2D:
         self.impl = chosen["depthwise_conv2d"]
         if self.impl == "asm":
             drop_reference_tables(self)
+        self.wide = None
+        if len(op.inputs) > 4:  # channels with int32 biases beyond small ints
+            from .wide_channels import WideChannels
+
+            self.wide = WideChannels(model, op, "DEPTHWISE_CONV_2D", x, y, (n, h, wd, c, kh, kw,
+                                     sh, sw, dh, dw, pt, pl, oh, ow, out_c), 1, dm, p[9], p[10])
 
     def eval(self):
         x, w, b, y, n, x_batch, rows, cols, c, dm, x_fy, w_fy, x_fx, w_fx, x_zp, y_zp = (
@@ -130,6 +136,8 @@ class DepthwiseConv2D:
         m_hi, m_lo, left, right = self.q
         self.fn(x, w, b, y, n, x_batch, rows, cols, c, dm, x_fy, w_fy, x_fx, w_fx,
                 x_zp, y_zp, m_hi, m_lo, left, right, self.act[0], self.act[1])
+        if self.wide is not None:
+            self.wide.eval()
 
 
 def prepare(model, op):

@@ -64,12 +64,21 @@ class FullyConnected:
         self.impl = chosen["fully_connected"]
         if self.impl == "asm":
             drop_reference_tables(self)
+        self.wide = None
+        if len(op.inputs) > 4:  # channels with int32 biases beyond small ints
+            from .wide_channels import WideChannels
+
+            self.wide = WideChannels(model, op, "FULLY_CONNECTED", x, y, (x.size // n_in, 1, 1,
+                                     n_in, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, n_out), n_in, 1,
+                                     op.params[0], op.params[1])
 
     def eval(self):
         x, w, b, y, batches, n_in, n_out, x_zp, y_zp = self.args
         m_hi, m_lo, left, right = self.q
         self.fn(x, w, b, y, batches, n_in, n_out, x_zp, y_zp, m_hi, m_lo, left, right,
                 self.act[0], self.act[1])
+        if self.wide is not None:
+            self.wide.eval()
 
 
 def prepare(model, op):
