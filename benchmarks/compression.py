@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from converter import cluster, writer
-from converter.compress import WBITS, compress_file
+from converter.compress import WBITS, compress_graph
 from converter.tflite_import import import_tflite
 from host_sim import run
 from host_sim.cli_compress import accuracy
@@ -55,9 +55,9 @@ def measure_lossless(interpreter: str = "m0") -> list[dict]:
         src = MODELS / f"{name}.tflite"
         g = import_tflite(src.read_bytes(), src.name)
         plain = writer.serialize(g)
+        z = compress_graph(g)  # what convert --compress writes (SOFTMAX tables as params)
         g.strip_names()
-        stripped = writer.serialize(g)
-        z, zs = compress_file(plain), compress_file(stripped)
+        zs = compress_graph(g)
         files[f"{name}.trt"], files[f"{name}.trz"] = plain, z
         rows.append(dict(model=name, tflite_bytes=src.stat().st_size, trt_bytes=len(plain),
                          compressed_bytes=len(z), stripped_compressed_bytes=len(zs)))
@@ -139,6 +139,41 @@ def measure_pruned(interpreter: str = "unix") -> dict:
                                         file_bytes=len(z),
                                         accuracy=accuracy(z, xq, yte, interpreter)))
                 print(res["rows"][-1], flush=True)
+    return res
+
+
+def measure_updates(epochs: int = 5) -> dict:
+    """Update bytes (tinyrt diff: changed bytes, deflated) for the demo CNN: its last layer
+    fine-tuned on the training digits (the convolutions frozen: restored after every step),
+    and a full retrain from another seed; against the plain and the compressed file."""
+    from converter import float_model as fm
+    from converter import prune, ptq
+    from converter.compress import compress_graph
+    from converter.compress_tables import compute_tables
+    from converter.delta import make_update
+    from converter.train import train
+    from host_sim.demo import build_model, cache_dir, load_digits_split, trained_model
+
+    xtr, _, ytr, _ = load_digits_split()
+    model, _ = trained_model("cnn_int8", xtr, ytr, cache_dir())
+    old = ptq.quantize(model, xtr)
+    tuned = copy.deepcopy(model)
+    convs = [la.name for la in tuned.layers if isinstance(la, fm.Conv2D)]
+    prune.fine_tune(tuned, xtr[::-1], ytr[::-1], None, epochs, lr=1e-3, seed=7, frozen=convs)
+    new_ft = ptq.quantize(tuned, xtr)
+    retrained = train(build_model("cnn_int8", seed=1), xtr, ytr, epochs=30)
+    new_re = ptq.quantize(retrained, xtr)
+    # the files as the lossless encoding holds them decoded (SOFTMAX_EXP: no 2 KB table)
+    base = writer.serialize(compute_tables(old.graph)[0])
+    res = dict(old_bytes=len(base), old_compressed_bytes=len(compress_graph(old.graph)),
+               fc_weight_share=float(model.layer("fc").weights.size / sum(
+                   la.weights.size for la in model.layers if hasattr(la, "weights"))))
+    for key, qm in (("last_layer", new_ft), ("retrain", new_re)):
+        new = writer.serialize(compute_tables(qm.graph)[0])
+        upd, stats = make_update(base, new)
+        res[key] = dict(new_bytes=len(new), update_bytes=len(upd),
+                        percent_of_file=100 * len(upd) / len(new),
+                        percent_of_compressed=100 * len(upd) / len(compress_graph(qm.graph)))
     return res
 
 
@@ -224,9 +259,10 @@ def main() -> None:
     print_lossless(lossless)
     pruned = measure_pruned()
     plot_pruned(pruned, OUT / "compression_pruned.png")
+    updates = measure_updates()
+    print("updates of the demo CNN:", json.dumps(updates))
     res = measure()
-    res["lossless"] = lossless
-    res["pruned"] = pruned
+    res.update(lossless=lossless, pruned=pruned, updates=updates)
     (OUT / "compression.json").write_text(json.dumps(res, indent=1) + "\n")
     plot(res, OUT / "compression.png")
     tfl = res["tflite_bytes"]

