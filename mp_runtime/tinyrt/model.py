@@ -165,6 +165,7 @@ class Model:
             if reads:
                 k = StreamedKernel(self.stream, reads, k)
             self.kernels.append(k)
+        self.shared_tables = None  # tables the kernels share (kernels.common.shared)
         self.reset()
 
     def reset(self):

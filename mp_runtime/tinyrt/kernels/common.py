@@ -37,6 +37,19 @@ def int32_values(model, t):
     return array("i", bytes(t.data))  # the tensor's nbytes, a multiple of 4
 
 
+def shared(model, key, make, *args):
+    """make(*args), once per load for equal keys: the row bands of one layer (converter.patch)
+    share their bias, requantization and column tables. Model._prepare drops the cache when
+    every op is prepared (an asm twin's dropped tables are then freed)."""
+    cache = getattr(model, "shared_tables", None)
+    if cache is None:
+        cache = model.shared_tables = {}
+    v = cache.get(key)
+    if v is None:
+        v = cache[key] = make(*args)
+    return v
+
+
 def zeros(n):
     """array('i') of n zeros, from one n-word allocation (and a transient bytes(4n))."""
     return array("i", bytes(4 * n))
@@ -149,8 +162,11 @@ def elementwise_operands(model, op, what, rows):
     return x1, x2, y, act_min, act_max, geometry, requant_table(model, t, rows)
 
 
-def drop_reference_tables(kernel):
+def drop_reference_tables(kernel, model=None):
     """An asm twin keeps its own tables and ignores the arguments eval() passes: put None in
-    their place (the call keeps its shape) so that the reference's tables are freed."""
+    their place (the call keeps its shape) so that the reference's tables are freed (and
+    `model`'s shared tables, which would keep them)."""
     kernel.args = (None,) * len(kernel.args)
     kernel.q = (None, None, None, None)
+    if model is not None:
+        model.shared_tables = None

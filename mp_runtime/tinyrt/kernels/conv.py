@@ -25,7 +25,8 @@ from ..errors import ModelError
 from ..fast import chosen, may_repack, select
 from ..fileformat import INT32
 from ..requant import multiply_by_quantized_multiplier
-from .common import check_activation, drop_reference_tables, int32_values, requant_table, tensor
+from .common import check_activation, drop_reference_tables, int32_values, requant_table, \
+    shared, tensor
 
 # fast twins, imported by load() before it allocates the big buffers (tinyrt.fast.preload)
 TWINS = ("conv_viper", "conv_asm")
@@ -117,6 +118,23 @@ def conv2d(x, w, bias, y, batches, x_batch, rows, cols, out_c, w_oc, x_fy, w_fy,
                     wo += w_oc
 
 
+def _cols(ow, wd, kw, sw, dw, pl, c):
+    """Per output column: x offset, w offset, number of runs, run length (see above)."""
+    rx = axis_windows(ow, wd, kw, sw, dw, pl)
+    cols = array("i", [0] * (4 * ow))
+    for k in range(ow):
+        cols[4 * k] = rx[3 * k] * c
+        cols[4 * k + 1] = rx[3 * k + 1] * c
+        n_fx = rx[3 * k + 2]
+        if dw == 1:  # one contiguous run
+            cols[4 * k + 2] = 1 if n_fx else 0
+            cols[4 * k + 3] = n_fx * c
+        else:
+            cols[4 * k + 2] = n_fx
+            cols[4 * k + 3] = c
+    return cols
+
+
 class Conv2D:
     def __init__(self, model, op):
         x = tensor(model, op, 0, "input")
@@ -136,27 +154,18 @@ class Conv2D:
             raise ModelError("CONV_2D bias has %d values, expected %d" % (b.size, out_c))
         n, h, wd = x.shape[0], x.shape[1], x.shape[2]
         ry = axis_windows(oh, h, kh, sh, dh, pt)
-        rx = axis_windows(ow, wd, kw, sw, dw, pl)
         rows = array("i", [0] * (3 * oh))
         for r in range(oh):
             rows[3 * r] = ry[3 * r] * wd * c
             rows[3 * r + 1] = ry[3 * r + 1] * kw * c
             rows[3 * r + 2] = ry[3 * r + 2]
-        cols = array("i", [0] * (4 * ow))
-        for k in range(ow):
-            cols[4 * k] = rx[3 * k] * c
-            cols[4 * k + 1] = rx[3 * k + 1] * c
-            n_fx = rx[3 * k + 2]
-            if dw == 1:  # one contiguous run
-                cols[4 * k + 2] = 1 if n_fx else 0
-                cols[4 * k + 3] = n_fx * c
-            else:
-                cols[4 * k + 2] = n_fx
-                cols[4 * k + 3] = c
-        bias = int32_values(model, b) if b else array("i", [0] * out_c)
+        cols = shared(model, ("cols", ow, wd, kw, sw, dw, pl, c), _cols, ow, wd, kw, sw, dw,
+                      pl, c)
+        bias = shared(model, ("b", b.index), int32_values, model, b) if b else \
+            array("i", [0] * out_c)
         self.args = (x.data, w.data, bias, y.data, n, h * wd * c, rows, cols, out_c,
                      kh * kw * c, dh * wd * c, kw * c, dw * c, c, x.zero_point, y.zero_point)
-        self.q = requant_table(model, q, out_c)
+        self.q = shared(model, ("q", q.index, out_c), requant_table, model, q, out_c)
         self.act = a_min, a_max
         m_hi, m_lo, left, right = self.q
         self.fn = select("conv_viper", "conv2d", conv2d,
@@ -165,7 +174,7 @@ class Conv2D:
                           right, a_min, a_max, may_repack(model)))
         self.impl = chosen["conv2d"]
         if self.impl == "asm":
-            drop_reference_tables(self)
+            drop_reference_tables(self, model)
         self.wide = None
         if len(op.inputs) > 4:  # channels with int32 biases beyond small ints
             from .wide_channels import WideChannels

@@ -22,7 +22,7 @@ from ..errors import ModelError
 from ..fast import asm_active, chosen, select
 from ..fileformat import INT32
 from ..requant import multiply_by_quantized_multiplier
-from .common import drop_reference_tables, int32_values, requant_table, tensor
+from .common import drop_reference_tables, int32_values, requant_table, shared, tensor
 from .conv import axis_windows, spatial_params
 
 # fast twins, imported by load() before it allocates the big buffers (tinyrt.fast.preload)
@@ -110,10 +110,11 @@ class DepthwiseConv2D:
         for k in range(0, 3 * ow, 3):
             cols[k] *= c
             cols[k + 1] *= out_c
-        bias = int32_values(model, b) if b else array("i", [0] * out_c)
+        bias = shared(model, ("b", b.index), int32_values, model, b) if b else \
+            array("i", [0] * out_c)
         self.args = (x.data, w.data, bias, y.data, n, h * wd * c, rows, cols, c, dm,
                      dh * wd * c, kw * out_c, dw * c, out_c, x.zero_point, y.zero_point)
-        self.q = requant_table(model, q, out_c)
+        self.q = shared(model, ("q", q.index, out_c), requant_table, model, q, out_c)
         self.act = p[9], p[10]
         m_hi, m_lo, left, right = self.q
         self.fn = select("depthwise_conv_viper", "depthwise_conv2d", depthwise_conv2d,
@@ -122,7 +123,7 @@ class DepthwiseConv2D:
                           right, p[9], p[10], model.work))
         self.impl = chosen["depthwise_conv2d"]
         if self.impl == "asm":
-            drop_reference_tables(self)
+            drop_reference_tables(self, model)
         self.wide = None
         if len(op.inputs) > 4:  # channels with int32 biases beyond small ints
             from .wide_channels import WideChannels
