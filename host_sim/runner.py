@@ -111,9 +111,10 @@ class ConversionReport:
 
 
 def convert(source: str | Path, output: str | Path | None = None,
-            strip_names: bool = False) -> ConversionReport:
+            strip_names: bool = False, patch: bool = False) -> ConversionReport:
     """Convert a .tflite file, write the model file, and describe what was written.
-    strip_names: keep only the model inputs' and outputs' tensor names."""
+    strip_names: keep only the model inputs' and outputs' tensor names. patch: run the first
+    high-resolution stage in row bands where that lowers the arena (converter.patch)."""
     from converter.inspect_model import describe
     from converter.tflite_import import UnsupportedModelError, import_tflite
     from converter.writer import serialize
@@ -128,6 +129,10 @@ def convert(source: str | Path, output: str | Path | None = None,
         g = import_tflite(data, source_name=src.name)
         if strip_names:
             g.strip_names()
+        if patch:
+            from converter.patch import patch as patch_stage
+
+            g, _ = patch_stage(g)
         model = serialize(g)
     except UnsupportedModelError as e:
         msg = str(e)

@@ -145,3 +145,18 @@ def test_patched_models_on_every_interpreter(interpreter):
             name, y = json.loads(line[5:])
             got.setdefault(name, []).append(y)
     assert got == want
+
+
+def test_convert_patch_option(tmp_path):
+    from host_sim.runner import convert
+    from tests.conftest import SHARED_MODELS
+
+    src = SHARED_MODELS / "digits_cnn_int8.tflite"
+    plain = convert(src, tmp_path / "a.trt")
+    banded = convert(src, tmp_path / "b.trt", patch=True)
+    a, b = (tinyrt.load(p.read_bytes()) for p in (tmp_path / "a.trt", tmp_path / "b.trt"))
+    assert b.file.arena_bytes < a.file.arena_bytes
+    assert "patch" in json.loads(json.dumps(b.metadata()))
+    x = np.load(SHARED_MODELS / "digits_cnn_int8_io.npz")["x"][:3].reshape(3, -1).tolist()
+    assert [b.invoke(v).tolist() for v in x] == [a.invoke(v).tolist() for v in x]
+    assert plain.output != banded.output
