@@ -100,23 +100,23 @@ def test_conv_m3_bit_exact(case):
 
 
 @settings(max_examples=100, deadline=None)
-@given(depthwise_cases(), st.booleans())
-def test_depthwise_m3_bit_exact(case, four):
+@given(depthwise_cases(), st.sampled_from(["drawn", "c4", "dm4"]))
+def test_depthwise_m3_bit_exact(case, shape):
     x, w, bias, geom, zx, zy, m_hi, m_lo, left, right, lo, hi = case
     n, h, wd, c, dm, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow = geom
-    if four:  # the Thumb-2 kernel's layers: depth multiplier 1, channels a multiple of 4
-        c4 = 4 * ((c + 3) // 4)
-        rnd = random.Random(len(x) + c4)
-        x = array("b", [rnd.randint(-128, 127) for _ in range(n * h * wd * c4)])
-        w = array("b", [rnd.randint(-128, 127) for _ in range(kh * kw * c4)])
-        bias = array("i", [rnd.randint(-(1 << 16), 1 << 16) for _ in range(c4)])
-        q = [array("i", [v[i % len(v)] for i in range(c4)]) for v in (m_hi, m_lo, left, right)]
+    if shape != "drawn":  # the fast tap loops' layers: dm 1 and C % 4 == 0, or dm % 4 == 0
+        c, dm = (4 * ((c + 3) // 4), 1) if shape == "c4" else (c, 4 * (1 + len(x) % 2))
+        oc = c * dm
+        rnd = random.Random(len(x) + oc)
+        x = array("b", [rnd.randint(-128, 127) for _ in range(n * h * wd * c)])
+        w = array("b", [rnd.randint(-128, 127) for _ in range(kh * kw * oc)])
+        bias = array("i", [rnd.randint(-(1 << 16), 1 << 16) for _ in range(oc)])
+        q = [array("i", [v[i % len(v)] for i in range(oc)]) for v in (m_hi, m_lo, left, right)]
         m_hi, m_lo, left, right = q
-        c, dm = c4, 1
         geom = (n, h, wd, c, dm, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow)
     want = array("b", [0] * (n * oh * ow * c * dm))
     reference_depthwise(x, w, bias, want, geom, zx, zy, (m_hi, m_lo, left, right), (lo, hi))
-    for cpu in ("m3", "m0"):  # m0: dw_rows, its one-base tap loop where dm = 1, C % 4 = 0
+    for cpu in ("m3", "m0"):  # m0: dw_rows, its fast tap loops where they apply
         got = array("b", [0] * len(want))
         with _Core(cpu) as m:
             from tinyrt.kernels import depthwise_conv_asm
@@ -124,10 +124,10 @@ def test_depthwise_m3_bit_exact(case, four):
                                                              oh, ow))
             k = depthwise_conv_asm.prepare(x, w, bias, got, *geom, zx, zy, m_hi, m_lo, left,
                                            right, lo, hi, work)
-            fast = dm == 1 and c % 4 == 0
-            assert k.run.__name__ == ("dw_rows7" if fast and cpu == "m3" else "dw_rows")
+            mode = 1 if dm == 1 and c % 4 == 0 else (2 if dm % 4 == 0 else 0)
+            assert k.run.__name__ == ("dw_rows7" if mode and cpu == "m3" else "dw_rows")
             if cpu == "m0":
-                assert k.p[24] == fast
+                assert k.p[24] == mode
             m.count = 0
             k.depthwise_conv2d(*([None] * 22))
         note("%s geom %r: %d instructions" % (cpu, geom, m.count))

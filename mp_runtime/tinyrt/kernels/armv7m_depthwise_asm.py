@@ -2,17 +2,19 @@
 # (asm_thumb bodies name registers, labels and instructions that are not Python names)
 # armv7m (Thumb-2) twin of kernels.depthwise_conv_asm's dw_rows, for depth multiplier 1 and
 # a channel count that is a multiple of 4 (the group's four channels are consecutive bytes of
-# the padded image); kernels.depthwise_conv_asm chooses it on armv7m firmware and keeps
-# dw_rows otherwise. Same params block, group table and tap records (tap offset, four int8
-# weights as words) as dw_rows; the records of the requantization are
-# kernels.armv7m_rows_asm's (record()), and so is its derivation.
+# the padded image), or a depth multiplier that is a multiple of 4 (P_MODE: the four read one
+# byte: LDM, LDRSB, 4 MLA = 6 instructions per 4 MACs); kernels.depthwise_conv_asm chooses
+# it on armv7m firmware and keeps dw_rows otherwise. Same params block, group table and tap
+# records (tap offset, four int8 weights as words) as dw_rows; the records of the
+# requantization are kernels.armv7m_rows_asm's (record()), and so is its derivation.
 # Per tap one LDM takes the offset and the four weights, then per channel LDRSB (immediate
 # offset from the tap's address) and MLA: 10 instructions per 4 MACs (M0: 17), three taps
 # per iteration after taps % 3 single ones. Each Thumb-2 instruction is emitted with
 # data(2, ...), its assembly text beside it (see kernels.armv7m_rows_asm).
 import micropython
 
-N_PARAMS = 29  # dw_rows' 24 words, then the four accumulators and the group's y end
+N_PARAMS = 30  # dw_rows' 24 words, the four accumulators, the group's y end, _MODE
+P_MODE = 29  # 1: depth multiplier a multiple of 4 (the group's channels read one byte)
 
 
 @micropython.asm_thumb
@@ -65,6 +67,9 @@ def dw_rows7(r0):
     data(2, 0x4691)  # mov r9, r2
     data(2, 0x4692)  # mov r10, r2
     data(2, 0x4693)  # mov r11, r2
+    data(2, 0xF8DE, 0x2074)  # ldr.w r2, [lr, #_MODE]
+    data(2, 0x2A00)  # cmp r2, #0
+    bne(s_single)
     label(single)
     data(2, 0x4561)  # cmp r1, r12
     beq(triples)
@@ -117,6 +122,44 @@ def dw_rows7(r0):
     data(2, 0xFB02, 0xBB06)  # mla r11, r2, r6, r11
     data(2, 0x4561)  # cmp r1, r12
     bne(triple)
+    b(group_done)
+    # depth multiplier a multiple of 4 (_MODE 1): the group's four channels read one input byte
+    label(s_single)
+    data(2, 0x4561)  # cmp r1, r12
+    beq(s_triples)
+    data(2, 0xC97C)  # ldm r1!, {r2, r3, r4, r5, r6} (tap offset, four weights)
+    data(2, 0x5687)  # ldrsb r7, [r0, r2] (the one input byte of the four channels)
+    data(2, 0xFB07, 0x8803)  # mla r8, r7, r3, r8
+    data(2, 0xFB07, 0x9904)  # mla r9, r7, r4, r9
+    data(2, 0xFB07, 0xAA05)  # mla r10, r7, r5, r10
+    data(2, 0xFB07, 0xBB06)  # mla r11, r7, r6, r11
+    b(s_single)
+    label(s_triples)
+    data(2, 0xF8DE, 0xC020)  # ldr.w r12, [lr, #_TRIPBYTES]
+    data(2, 0x448C)  # add r12, r1
+    data(2, 0x4561)  # cmp r1, r12
+    beq(group_done)
+    label(s_triple)
+    data(2, 0xC97C)  # ldm r1!, {r2, r3, r4, r5, r6} (tap offset, four weights)
+    data(2, 0x5687)  # ldrsb r7, [r0, r2] (the one input byte of the four channels)
+    data(2, 0xFB07, 0x8803)  # mla r8, r7, r3, r8
+    data(2, 0xFB07, 0x9904)  # mla r9, r7, r4, r9
+    data(2, 0xFB07, 0xAA05)  # mla r10, r7, r5, r10
+    data(2, 0xFB07, 0xBB06)  # mla r11, r7, r6, r11
+    data(2, 0xC97C)  # ldm r1!, {r2, r3, r4, r5, r6} (tap offset, four weights)
+    data(2, 0x5687)  # ldrsb r7, [r0, r2] (the one input byte of the four channels)
+    data(2, 0xFB07, 0x8803)  # mla r8, r7, r3, r8
+    data(2, 0xFB07, 0x9904)  # mla r9, r7, r4, r9
+    data(2, 0xFB07, 0xAA05)  # mla r10, r7, r5, r10
+    data(2, 0xFB07, 0xBB06)  # mla r11, r7, r6, r11
+    data(2, 0xC97C)  # ldm r1!, {r2, r3, r4, r5, r6} (tap offset, four weights)
+    data(2, 0x5687)  # ldrsb r7, [r0, r2] (the one input byte of the four channels)
+    data(2, 0xFB07, 0x8803)  # mla r8, r7, r3, r8
+    data(2, 0xFB07, 0x9904)  # mla r9, r7, r4, r9
+    data(2, 0xFB07, 0xAA05)  # mla r10, r7, r5, r10
+    data(2, 0xFB07, 0xBB06)  # mla r11, r7, r6, r11
+    data(2, 0x4561)  # cmp r1, r12
+    bne(s_triple)
     label(group_done)
     data(2, 0xF8CE, 0x1050)  # str.w r1, [lr, #_RECCUR]
     data(2, 0xF10E, 0x0C60)  # add.w r12, lr, #_ACC

@@ -11,7 +11,8 @@
 # words). With depth multiplier 1 and C % 4 == 0 (_FAST) the group's four input channels are
 # consecutive bytes: per tap one LDM takes offset and weights, then ldrb with immediate offsets
 # (14 instructions per 4 MACs; three taps per iteration after taps % 3 single ones: 44 / 12).
-# Otherwise x bases r2-r5 = pixel + each channel's input channel (any depth multiplier),
+# With dm % 4 == 0 the four channels read one input byte: LDM, one ldrb, 4 x (mul, add): 10 per
+# 4 MACs. Otherwise x bases r2-r5 = pixel + each channel's input channel (any depth multiplier),
 # ldrb register-offset: 54 instructions per 12 MACs. The zero point is folded into the
 # per-channel bias (bias - (x_zp + 128) * sum of the channel's weights over all taps).
 # Requantization per output as in kernels.fully_connected_asm (exact, 32-bit), a subroutine
@@ -59,7 +60,7 @@ _RECCUR = const(80)
 _QCUR = const(84)
 _OCLEFT = const(88)
 _YCUR = const(92)
-_FAST = const(96)  # 1: depth multiplier 1 and C % 4 == 0 (the one-base tap loop)
+_FAST = const(96)  # 1: depth multiplier 1 and C % 4 == 0 (one base), 2: dm % 4 == 0 (one byte)
 N_PARAMS = 25
 P_Y = const(11)  # word index of the field the glue sets per batch
 
@@ -249,8 +250,12 @@ def dw_rows(r0):
     ldr(r6, [r7, _XPIX])
     ldr(r1, [r7, _GCUR])
     ldr(r0, [r7, _FAST])
-    cmp(r0, 0)
-    beq(general)
+    cmp(r0, 1)
+    beq(f_start)
+    cmp(r0, 2)
+    beq(s_start)
+    b(general)
+    label(f_start)
     # depth multiplier 1, C % 4 == 0: the group's channels are 4 consecutive bytes, one
     # base r0; per tap one LDM (offset, weights) and immediate-offset loads: 14 per 4 MACs
     ldr(r0, [r1, 0])
@@ -337,6 +342,78 @@ def dw_rows(r0):
     data(2, 0x4571)  # cmp r1, lr
     bne(f_triple)
     label(f_done)
+    b(group_done)
+    label(s_start)
+    # depth multiplier a multiple of 4: the group's four channels read one input byte:
+    # 10 instructions per 4 MACs
+    ldr(r0, [r1, 0])
+    add(r0, r0, r6)
+    add(r1, 16)
+    str(r1, [r7, _GCUR])
+    ldr(r1, [r7, _RECCUR])
+    ldr(r2, [r7, _MIDBYTES])
+    add(r2, r2, r1)
+    data(2, 0x4696)  # mov lr, r2
+    mov(r2, 0)
+    mov(r8, r2)
+    mov(r9, r2)
+    mov(r10, r2)
+    mov(r11, r2)
+    label(s_single)
+    data(2, 0x4571)  # cmp r1, lr
+    beq(s_triples)
+    data(2, 0xC97C)  # ldmia r1!, {r2-r6}: tap offset, four weights
+    data(2, 0x5C87)  # ldrb r7, [r0, r2]: the one input byte of the four channels
+    mul(r3, r7)
+    data(2, 0x4498)  # add r8, r3
+    mul(r4, r7)
+    data(2, 0x44A1)  # add r9, r4
+    mul(r5, r7)
+    data(2, 0x44AA)  # add r10, r5
+    mul(r6, r7)
+    data(2, 0x44B3)  # add r11, r6
+    b(s_single)
+    label(s_triples)
+    mov(r7, r12)
+    ldr(r2, [r7, _TRIPBYTES])
+    add(r2, r2, r1)
+    data(2, 0x4696)  # mov lr, r2
+    data(2, 0x4571)  # cmp r1, lr
+    beq(s_done)
+    label(s_triple)
+    data(2, 0xC97C)  # ldmia r1!, {r2-r6}: tap offset, four weights
+    data(2, 0x5C87)  # ldrb r7, [r0, r2]: the one input byte of the four channels
+    mul(r3, r7)
+    data(2, 0x4498)  # add r8, r3
+    mul(r4, r7)
+    data(2, 0x44A1)  # add r9, r4
+    mul(r5, r7)
+    data(2, 0x44AA)  # add r10, r5
+    mul(r6, r7)
+    data(2, 0x44B3)  # add r11, r6
+    data(2, 0xC97C)  # ldmia r1!, {r2-r6}: tap offset, four weights
+    data(2, 0x5C87)  # ldrb r7, [r0, r2]: the one input byte of the four channels
+    mul(r3, r7)
+    data(2, 0x4498)  # add r8, r3
+    mul(r4, r7)
+    data(2, 0x44A1)  # add r9, r4
+    mul(r5, r7)
+    data(2, 0x44AA)  # add r10, r5
+    mul(r6, r7)
+    data(2, 0x44B3)  # add r11, r6
+    data(2, 0xC97C)  # ldmia r1!, {r2-r6}: tap offset, four weights
+    data(2, 0x5C87)  # ldrb r7, [r0, r2]: the one input byte of the four channels
+    mul(r3, r7)
+    data(2, 0x4498)  # add r8, r3
+    mul(r4, r7)
+    data(2, 0x44A1)  # add r9, r4
+    mul(r5, r7)
+    data(2, 0x44AA)  # add r10, r5
+    mul(r6, r7)
+    data(2, 0x44B3)  # add r11, r6
+    data(2, 0x4571)  # cmp r1, lr
+    bne(s_triple)
+    label(s_done)
     b(group_done)
     label(general)
     ldr(r2, [r1, 0])
@@ -522,7 +599,7 @@ class DepthwiseConv2DAsm:
         self.pad = work
         _tags[0] += 1
         self.tag = _tags[0]
-        v7 = arch[0] >= 5 and dm == 1 and c % 4 == 0  # Thumb-2: armv7m_depthwise_asm
+        v7 = arch[0] >= 5 and (dm == 1 and c % 4 == 0 or dm % 4 == 0)  # armv7m_depthwise_asm
         # dw_rows reads x + 128 (unsigned bytes: ldrb has immediate offsets), dw_rows7 x
         self.fill = (address_of(work), nbytes >> 2, x_zp if v7 else x_zp ^ 0x80)
         taps = kh * kw
@@ -542,7 +619,7 @@ class DepthwiseConv2DAsm:
                         rec[i + 1 + j] = w[t * oc + o] if o < oc else 0
                     i += 5
         if v7:
-            from .armv7m_depthwise_asm import N_PARAMS as n_params, dw_rows7
+            from .armv7m_depthwise_asm import N_PARAMS as n_params, P_MODE, dw_rows7
             from .armv7m_rows_asm import record
         req = array("i", [0] * ((8 if v7 else 7) * oc))
         for o in range(oc):
@@ -577,8 +654,10 @@ class DepthwiseConv2DAsm:
         p[_YZP >> 2] = y_zp
         p[_AMIN >> 2] = act_min
         p[_AMAX >> 2] = act_max
-        if not v7:
-            p[_FAST >> 2] = 1 if dm == 1 and c % 4 == 0 else 0
+        if v7:
+            p[P_MODE] = 0 if dm == 1 else 1
+        else:
+            p[_FAST >> 2] = 1 if dm == 1 and c % 4 == 0 else (2 if dm % 4 == 0 else 0)
         self.p = p
         # the input rows and columns that land inside the padded image
         nr = h if h < hp - pt else hp - pt
