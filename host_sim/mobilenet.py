@@ -35,6 +35,10 @@ class MobileNetSpec:
     seed: int = 0
     blocks: int = len(_BLOCKS)  # depthwise-separable blocks kept (fewer: a shallower member)
 
+    def channels_at(self, n: int) -> int:
+        """A layer's channels at this width (n at width 1; at least 8)."""
+        return max(8, int(n * self.width))
+
     @property
     def name(self) -> str:
         depth = "" if self.blocks == len(_BLOCKS) else f"_b{self.blocks}"
@@ -128,7 +132,7 @@ class _Builder:
 def mobilenet_v1(spec: MobileNetSpec = MobileNetSpec()) -> bytes:
     """The .tflite bytes of one member of the family."""
     b = _Builder(spec)
-    ch = lambda n: max(8, int(n * spec.width))  # noqa: E731
+    ch = spec.channels_at
     s = spec.size
     x = b.tensor(TTensor("input", (1, s, s, spec.channels), "int8", _X_SCALE, _X_ZP))
     xf = b.rng.integers(-128, 128, (s, s, spec.channels)) * _X_SCALE
@@ -155,7 +159,7 @@ def mobilenet_v1(spec: MobileNetSpec = MobileNetSpec()) -> bytes:
 
 def weight_bytes(spec: MobileNetSpec) -> int:
     """Bytes of int8 weights (biases not counted) of a member of the family."""
-    ch = lambda n: max(8, int(n * spec.width))  # noqa: E731
+    ch = spec.channels_at
     c = ch(_STEM)
     n = 9 * spec.channels * c
     for co, _ in _BLOCKS[:spec.blocks]:
