@@ -131,6 +131,30 @@ def dequantize(im: Any, op: TflOp, name: str, build: Callable) -> int:
     return build(im.g, im.x(op, 0), name=name)
 
 
+def svdf(im: Any, op: TflOp, name: str, build: Callable) -> int:
+    """inputs: x, weights_feature, weights_time, bias (optional), activation_state (a
+    variable tensor: the builder makes tinyrt's own, kept across invokes)."""
+    if len(op.inputs) != 5 or op.inputs[4] < 0:
+        raise UnsupportedModelError(f"{op.describe()}: {len(op.inputs)} inputs, expected 5 "
+                                    "(x, weights_feature, weights_time, bias, state)")
+    x = im.x(op, 0)
+    wf, wt = im.value(op, 1, "weights_feature"), im.value(op, 2, "weights_time")
+    tf, tt, ts = (im.t(op.inputs[k]) for k in (1, 2, 4))
+    if not ts.variable or ts.dtype not in ("int8", "int16") or tt.dtype != ts.dtype \
+            or tf.dtype != "int8" or not (tf.quantized and tt.quantized and ts.quantized):
+        raise UnsupportedModelError(
+            f"{op.describe()}: weights_feature {tf.dtype}, weights_time {tt.dtype}, state "
+            f"{ts.dtype}{'' if ts.variable else ' (not variable)'}: TFLM's int8 SVDF takes "
+            "int8 features and a variable int16 or int8 state of weights_time's type, all "
+            "quantized")
+    b = im.bias(op, 3, tf.shape[0] // max(int(op.options.Rank()), 1))
+    y = build(im.g, x, wf, float(tf.scales[0]), wt, float(tt.scales[0]), b,
+              int(op.options.Rank()), float(ts.scales[0]), int(ts.zero_points[0]), ts.dtype,
+              *im.out(op), name=name)
+    im.tmap[op.inputs[4]] = im.g.ops[-1].inputs[4]  # the state tensor
+    return y
+
+
 def reverse(im: Any, op: TflOp, name: str, build: Callable) -> int:
     return build(im.g, im.x(op, 0), _ints(im, op, 1, "axis"), quant=im.out(op), name=name)
 

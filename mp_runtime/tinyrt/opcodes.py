@@ -50,6 +50,7 @@ RSQRT = 76
 BATCH_MATMUL = 126
 TRANSPOSE_CONV = 67
 DEQUANTIZE = 6
+SVDF = 27
 BINARIZE = 200  # int8 -> packed (LceQuantize)
 BCONV_2D = 201  # packed -> packed | int8 (LceBconv2d)
 BFULLY_CONNECTED = 202  # packed -> packed | int8
@@ -109,6 +110,7 @@ OPS = {
     BATCH_MATMUL: ("BATCH_MATMUL", "batch_matmul"),
     TRANSPOSE_CONV: ("TRANSPOSE_CONV", "transpose_conv"),
     DEQUANTIZE: ("DEQUANTIZE", "dequantize"),
+    SVDF: ("SVDF", "svdf"),
     BINARIZE: ("BINARIZE", "binarize"),
     BCONV_2D: ("BCONV_2D", "bconv"),
     BFULLY_CONNECTED: ("BFULLY_CONNECTED", "bfully_connected"),
