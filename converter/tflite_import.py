@@ -617,6 +617,7 @@ _OPS: dict[str, tuple[Callable, str, str]] = {
     "REDUCE_MAX": (more.reduce_extreme, "reduce", "reduce_extreme"),
     "REDUCE_MIN": (more.reduce_extreme, "reduce", "reduce_extreme"),
     "ABS": (more.unary, "arith", "abs_"),
+    "PRELU": (more.prelu, "arith", "prelu"),
     "RESIZE_NEAREST_NEIGHBOR": (more.resize, "resize", "resize_nearest_neighbor"),
     "RESIZE_BILINEAR": (more.resize, "resize", "resize_bilinear"),
     "SQUARED_DIFFERENCE": (more.squared_difference, "arith", "squared_difference"),

@@ -192,3 +192,8 @@ def reduce_extreme(im: Any, op: TflOp, name: str, build: Callable) -> int:
     keep = bool(op.options.KeepDims()) if op.options is not None else False
     return build(im.g, x, _ints(im, op, 1, "axes"), keep_dims=keep,
                  maximum=op.name == "REDUCE_MAX", name=name)
+
+
+def prelu(im: Any, op: TflOp, name: str, build: Callable) -> int:
+    x, alpha = im.x(op, 0, "input"), im.x(op, 1, "alpha")
+    return build(im.g, x, alpha, *im.out(op), name=name)

@@ -1,7 +1,8 @@
 """Issue 13's new int8 ops against tflite-micro: STRIDED_SLICE (at run time), SLICE, TRANSPOSE,
 SPLIT, SPLIT_V, PACK, UNPACK, GATHER, DEPTH_TO_SPACE, SPACE_TO_DEPTH, REVERSE_V2, MIRROR_PAD,
 BATCH_TO_SPACE_ND, BROADCAST_TO, GATHER_ND, RESIZE_NEAREST_NEIGHBOR,
-RESIZE_BILINEAR, SQUARED_DIFFERENCE, RSQRT, BATCH_MATMUL, TRANSPOSE_CONV.
+RESIZE_BILINEAR, SQUARED_DIFFERENCE, RSQRT, BATCH_MATMUL, TRANSPOSE_CONV, REDUCE_MAX, REDUCE_MIN,
+ABS, PRELU.
 
 Each case is a one-op .tflite written with host_sim.oracle.tflm.build_tflite, shapes, options
 and quantizations drawn from a seeded generator; tflite-micro runs it, tinyrt converts it and
@@ -208,6 +209,18 @@ def _abs(op: str, rng: Rng) -> tuple[bytes, list[tuple]]:
     return _model(op, [x], [x], [], {}, rng, xq=[xq], yq=[yq]), [x]
 
 
+def _prelu(op: str, rng: Rng) -> tuple[bytes, list[tuple]]:
+    x = _shape(rng, 2, 4)
+    a = x[-int(rng.integers(1, len(x) + 1)):]
+    a = tuple(1 if rng.random() < 0.3 else d for d in a)
+    yq = [(_scale(rng), int(rng.integers(-128, 128)))]
+    if rng.random() < 0.5:  # alpha a constant, as converters write it
+        alpha = TTensor("alpha", a, "int8", _scale(rng, 0.001, 0.05), int(rng.integers(-20, 20)),
+                        0, rng.integers(-128, 128, a).astype(np.int8))
+        return _model(op, [x], [x], [alpha], {}, rng, yq=yq), [x]
+    return _model(op, [x, a], [x], [], {}, rng, yq=yq), [x, a]
+
+
 def _resize(op: str, rng: Rng) -> tuple[bytes, list[tuple]]:
     n, h, w, c = (int(d) for d in rng.integers(1, 6, 4))
     oh, ow = (int(d) for d in rng.integers(1, 11, 2))
@@ -272,7 +285,8 @@ GENERATORS = {op: _movement for op in MOVEMENT}
 GENERATORS.update({"RESIZE_NEAREST_NEIGHBOR": _resize, "RESIZE_BILINEAR": _resize,
                    "SQUARED_DIFFERENCE": _squared_difference, "RSQRT": _rsqrt,
                    "BATCH_MATMUL": _batch_matmul, "TRANSPOSE_CONV": _transpose_conv,
-                   "REDUCE_MAX": _reduce, "REDUCE_MIN": _reduce, "ABS": _abs})
+                   "REDUCE_MAX": _reduce, "REDUCE_MIN": _reduce, "ABS": _abs,
+                   "PRELU": _prelu})
 TESTED_OPS = (*GENERATORS, "DEQUANTIZE", "SVDF")  # checked against TFLM here, SVDF in
 # tests/test_new_ops_state.py
 

@@ -19,6 +19,10 @@ ABS  (kernel abs.py, a 256-entry table as kernels/lookup.py; TFLM elementwise.cc
   AbsEvalQuantized): v = |x - zp_x|; y = clamp(v + zp_y) when s_x == s_y, else
   clamp(MBQM(v, QuantizeMultiplier(double(float32(s_x / s_y)))) + zp_y).
   inputs  [x, table int8 (256,)]  outputs [y]  params []
+PRELU  (kernel prelu.py; TFLM prelu_common.cc): y = MBQM(x - zp_x, M1) + zp_y for x >= zp_x,
+  else MBQM((x - zp_x)(alpha - zp_a), M2) + zp_y, clamped; M1 = QuantizeMultiplier(s_x / s_y),
+  M2 = QuantizeMultiplier(s_x s_a / s_y), in double from float32 scales.
+  inputs  [x, alpha (broadcast to x), requant int32 (2, 3)]  outputs [y]  params []
 DEQUANTIZE  (kernel dequantize.py; TFLM dequantize.cc -> reference Dequantize, int8 -> float32):
   y = float(double(s_x) * (x - zp_x)), which depends only on x: the 256 float32 results are
   stored as their IEEE-754 bit patterns and the kernel copies 4 bytes per element (no float
@@ -153,3 +157,21 @@ def abs_(g: Graph, x: int, out_scale: float, out_zero_point: int, name: str = "a
     check_zero_point(out_zero_point, name)
     t = abs_table(xt.scale, xt.zero_point, out_scale, out_zero_point)
     return _table_op(g, opcodes.ABS, x, t, out_scale, out_zero_point, name)
+
+
+def prelu(g: Graph, x: int, alpha: int, out_scale: float, out_zero_point: int,
+          name: str = "prelu") -> int:
+    xt, at = g.tensors[x], g.tensors[alpha]
+    for z in (xt.zero_point, at.zero_point, out_zero_point):
+        check_zero_point(z, name)
+    if broadcast_shape(xt.shape, at.shape, name) != tuple(xt.shape):
+        raise ValueError(f"{name}: alpha {at.shape} does not broadcast to x {xt.shape}")
+    sx, sa, so = (float(np.float32(v)) for v in (xt.scale, at.scale, out_scale))
+    rows = requant_rows([sx / so, sx * sa / so])
+    if 255 << max(int(rows[0, 2]), 0) >= SMALL_INT_LIMIT or \
+            65025 << max(int(rows[1, 2]), 0) >= SMALL_INT_LIMIT:
+        raise ValueError(f"{name}: multiplier shifts {rows[:, 2].tolist()} leave 31-bit ints")
+    tq = g.add_const(name + "/requant", rows, "int32")
+    y = g.add_activation(name + "/out", xt.shape, out_scale, out_zero_point)
+    g.add_op(opcodes.PRELU, [x, alpha, tq], [y], [])
+    return y

@@ -43,6 +43,7 @@ BROADCAST_TO = 130
 REDUCE_MAX = 82
 REDUCE_MIN = 89
 ABS = 101
+PRELU = 54
 RESIZE_BILINEAR = 23
 RESIZE_NEAREST_NEIGHBOR = 97
 SQUARED_DIFFERENCE = 99
@@ -103,6 +104,7 @@ OPS = {
     REDUCE_MAX: ("REDUCE_MAX", "reduce_extreme"),
     REDUCE_MIN: ("REDUCE_MIN", "reduce_extreme"),
     ABS: ("ABS", "abs"),
+    PRELU: ("PRELU", "prelu"),
     RESIZE_BILINEAR: ("RESIZE_BILINEAR", "resize_bilinear"),
     RESIZE_NEAREST_NEIGHBOR: ("RESIZE_NEAREST_NEIGHBOR", "resize_nearest"),
     SQUARED_DIFFERENCE: ("SQUARED_DIFFERENCE", "squared_difference"),
