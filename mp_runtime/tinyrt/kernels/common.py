@@ -5,6 +5,7 @@
 from array import array
 
 from ..errors import ModelError
+from ..fast import asm_active
 from ..fileformat import ARENA, DTYPES, INT8, INT32, NO_TENSOR, tensor_storage
 
 
@@ -40,7 +41,11 @@ def int32_values(model, t):
 def shared(model, key, make, *args):
     """make(*args), once per load for equal keys: the row bands of one layer (converter.patch)
     share their bias, requantization and column tables. Model._prepare drops the cache when
-    every op is prepared (an asm twin's dropped tables are then freed)."""
+    every op is prepared (an asm twin's dropped tables are then freed). Where asm twins run,
+    they keep tables of their own and the reference's are dropped: nothing is cached there
+    (a cache would only change where the heap's pieces land)."""
+    if asm_active():
+        return make(*args)
     cache = getattr(model, "shared_tables", None)
     if cache is None:
         cache = model.shared_tables = {}
