@@ -34,7 +34,8 @@ __all__ = ["SUPPORTED_OPS", "TflModel", "UnsupportedModelError", "fold_constants
 # --------------------------------------------------------------------------------------------
 # dtype policy: int8 activations; int32 ones only as the bit-packed tensors of LCE ops; int16
 # ones (TFLite's 16x8 mode, zero point 0) for the ops with a 16x8 kernel
-INT16_OPS = ("CONV_2D", "FULLY_CONNECTED", "PAD", "PADV2")
+INT16_OPS = ("CONV_2D", "FULLY_CONNECTED", "PAD", "PADV2", "AVERAGE_POOL_2D",
+             "MAX_POOL_2D", "QUANTIZE", "RESHAPE")
 STATE_OPS = ("UNIDIRECTIONAL_SEQUENCE_LSTM", "SVDF")  # int8 ops with an int16 state input
 
 
@@ -454,6 +455,11 @@ def _depthwise_conv2d(im: _Importer, op: TflOp, name: str, build: Callable) -> i
 
 def _pool(im: _Importer, op: TflOp, name: str, build: Callable) -> int:
     o = op.options
+    if im.t(op.inputs[0]).dtype == "int16":  # 16x8 mode
+        from .layers import int16_ops
+
+        build = (int16_ops.average_pool2d_16 if op.name == "AVERAGE_POOL_2D"
+                 else int16_ops.max_pool2d_16)
     return build(im.g, im.x(op, 0), (o.FilterHeight(), o.FilterWidth()),
                  (o.StrideH(), o.StrideW()), padding=_padding(op),
                  activation=im.activation(op), name=name)
@@ -497,6 +503,11 @@ def _tanh(im: _Importer, op: TflOp, name: str, build: Callable) -> int:
 def _quantize(im: _Importer, op: TflOp, name: str, build: Callable) -> int:
     x = im.x(op, 0)
     scale, zp = im.out(op)
+    out_dtype = im.t(op.outputs[0]).dtype
+    if "int16" in (im.t(op.inputs[0]).dtype, out_dtype):  # 16x8 mode
+        from .layers.int16_ops import quantize_16
+
+        return quantize_16(im.g, x, scale, zp, out_dtype, name=name)
     return build(im.g, x, scale, zp, name=name)
 
 

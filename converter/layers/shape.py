@@ -43,7 +43,7 @@ def reshape(g: Graph, x: int, shape, name: str = "reshape") -> int:
         shape[shape.index(-1)] = size // rest
     if int(np.prod(shape)) != size:
         raise ValueError(f"{name}: cannot reshape {xt.shape} ({size} elements) to {shape}")
-    y = g.add_activation(name + "/out", shape, xt.scale, xt.zero_point)
+    y = g.add_activation(name + "/out", shape, xt.scale, xt.zero_point, xt.dtype)
     g.add_op(opcodes.RESHAPE, [x], [y], [])
     return y
 

@@ -132,4 +132,8 @@ class Pool:
 
 
 def prepare(model, op):
+    if model.tensors[op.inputs[0]].dtype == "int16":  # 16x8 mode: its own module
+        from .pool16 import prepare as prepare_16
+
+        return prepare_16(model, op)
     return Pool(model, op)

@@ -51,4 +51,9 @@ class Quantize:
 
 
 def prepare(model, op):
+    t = model.tensors
+    if "int16" in (t[op.inputs[0]].dtype, t[op.outputs[0]].dtype):  # 16x8 mode: own module
+        from .quantize16 import prepare as prepare_16
+
+        return prepare_16(model, op)
     return Quantize(model, op)

@@ -37,4 +37,8 @@ class Reshape:
 
 
 def prepare(model, op):
+    if model.tensors[op.inputs[0]].dtype == "int16":  # 16x8 mode: its own module
+        from .reshape16 import prepare as prepare_16
+
+        return prepare_16(model, op)
     return Reshape(model, op)

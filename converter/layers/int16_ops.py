@@ -1,0 +1,79 @@
+"""16x8 layers without weights: int16 activations (zero point 0) as TFLM's int16 reference
+kernels compute them (the weighted ones are in layers/int16.py).
+
+AVERAGE_POOL_2D / MAX_POOL_2D int16  (kernel mp_runtime/tinyrt/kernels/pool16.py)
+  inputs [x int16 (N, H, W, C)]  outputs [y int16, x's scale]  params as int8 pooling, the
+  clamp CalculateActivationRangeQuantized for int16.
+QUANTIZE int8 -> int16, int16 -> int8, int16 -> int16  (kernel quantize16.py)
+  inputs [x, requant int32 (1, 3)]  outputs [y]; the row of QuantizeMultiplier(double
+  scale_x / double scale_y), TFLM's Requantize per element.
+RESHAPE int16 uses layers/shape.reshape (the output keeps x's dtype; kernel reshape16.py).
+"""
+
+from __future__ import annotations
+
+from tinyrt import opcodes
+
+from ..graph import Graph
+from ..quantization import requant_rows
+from .common import f32
+from .int16 import _check_int16_input, activation_range_16
+from .pool import _pair, leading_padding, out_size
+
+MAX_TAPS_16 = (1 << 15) - 1  # the kernel's accumulator bound: 32768 * taps < 2^30
+
+
+def pool2d_16(g: Graph, opcode: int, x: int, filter_size, strides, padding: str,
+              activation: str, name: str) -> int:
+    """AVERAGE_POOL_2D or MAX_POOL_2D over int16 x (zero point 0)."""
+    xt = _check_int16_input(g, x, name)
+    if len(xt.shape) != 4:
+        raise ValueError(f"{name}: input shape {xt.shape}, expected (N, H, W, C)")
+    n, h, w, c = xt.shape
+    fh, fw = _pair(filter_size)
+    sh, sw = _pair(strides)
+    padding = padding.upper()
+    if min(fh, fw, sh, sw) < 1:
+        raise ValueError(f"{name}: filter {(fh, fw)} and strides {(sh, sw)} must be >= 1")
+    if fh * fw > MAX_TAPS_16:
+        raise ValueError(f"{name}: filter {fh}x{fw} has more than {MAX_TAPS_16} taps")
+    oh, ow = out_size(padding, h, fh, sh), out_size(padding, w, fw, sw)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"{name}: {padding} filter {(fh, fw)} does not fit input {(h, w)}")
+    ph, pw = leading_padding(h, fh, sh, oh), leading_padding(w, fw, sw, ow)
+    lo, hi = activation_range_16(activation, xt.scale)
+    y = g.add_activation(name + "/out", (n, oh, ow, c), xt.scale, 0, "int16")
+    g.add_op(opcode, [x], [y], [fh, fw, sh, sw, ph, pw, lo, hi])
+    return y
+
+
+def quantize_16(g: Graph, x: int, out_scale: float, out_zero_point: int, out_dtype: str,
+                name: str = "quantize") -> int:
+    """Requantize x (int8 or int16) to out_dtype (int8 or int16; int16 zero points 0)."""
+    xt = g.tensors[x]
+    if "int16" not in (xt.dtype, out_dtype) or {xt.dtype, out_dtype} - {"int8", "int16"}:
+        raise ValueError(f"{name}: {xt.dtype} -> {out_dtype}, expected int16 on one side "
+                         "and int8 or int16 on the other")
+    if (xt.dtype == "int16" and xt.zero_point) or (out_dtype == "int16" and out_zero_point):
+        raise ValueError(f"{name}: int16 zero points must be 0")
+    rows = requant_rows(f32(xt.scale) / f32(out_scale))
+    most = 14 if xt.dtype == "int16" else 21
+    if int(rows[0, 2]) > most:
+        raise ValueError(f"{name}: scale ratio {xt.scale / out_scale} needs shift "
+                         f"{int(rows[0, 2])}, at most {most}")
+    qi = g.add_const(name + "/requant", rows, "int32")
+    y = g.add_activation(name + "/out", xt.shape, out_scale, out_zero_point, out_dtype)
+    g.add_op(opcodes.QUANTIZE, [x, qi], [y], [])
+    return y
+
+
+def average_pool2d_16(g: Graph, x: int, filter_size, strides=1, padding: str = "VALID",
+                      activation: str = "NONE", name: str = "avgpool") -> int:
+    return pool2d_16(g, opcodes.AVERAGE_POOL_2D, x, filter_size, strides, padding, activation,
+                     name)
+
+
+def max_pool2d_16(g: Graph, x: int, filter_size, strides=1, padding: str = "VALID",
+                  activation: str = "NONE", name: str = "maxpool") -> int:
+    return pool2d_16(g, opcodes.MAX_POOL_2D, x, filter_size, strides, padding, activation,
+                     name)

@@ -1,0 +1,112 @@
+"""16x8 ops without weights (int16 activations, zero point 0) against tflite-micro, on every
+interpreter: AVERAGE_POOL_2D and MAX_POOL_2D int16 (kernels/pool16.py), QUANTIZE int8 -> int16,
+int16 -> int8 and int16 -> int16 (kernels/quantize16.py), RESHAPE int16 (kernels/reshape16.py).
+
+Each case is one op in a .tflite built by host_sim/oracle/tflm.py, converted by the importer;
+TFLM's outputs on random inputs over the whole range are the reference. All cases of a file run
+in one interpreter process (one boot on the emulated boards)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+
+from converter.tflite_import import import_tflite
+from converter.writer import serialize
+from host_sim.device import invoke_models
+from host_sim.oracle import tflm
+
+from .test_int16 import Diff, _x16
+
+ACTS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
+
+
+def pool_case(rnd: np.random.Generator, k: int) -> Diff:
+    """AVERAGE_POOL_2D (even k) or MAX_POOL_2D: filter, strides, padding, activation drawn."""
+    op = "AVERAGE_POOL_2D" if k % 2 == 0 else "MAX_POOL_2D"
+    fh, fw = int(rnd.integers(1, 4)), int(rnd.integers(1, 4))
+    h, w, c = int(rnd.integers(fh, 8)), int(rnd.integers(fw, 8)), int(rnd.integers(1, 5))
+    sh, sw = int(rnd.integers(1, 3)), int(rnd.integers(1, 3))
+    padding = "SAME" if (k // 2) % 2 else "VALID"
+    act = ACTS[(k // 4) % 4]
+    scale = float(rnd.uniform(1e-4, 1e-3))
+    oh = -(-h // sh) if padding == "SAME" else (h - fh) // sh + 1
+    ow = -(-w // sw) if padding == "SAME" else (w - fw) // sw + 1
+    T = tflm.TTensor
+    tensors = [T("x", (1, h, w, c), "int16", scale, 0), T("y", (1, oh, ow, c), "int16", scale, 0)]
+    opts = {"padding": padding, "stride_h": sh, "stride_w": sw, "filter_height": fh,
+            "filter_width": fw, "fused_activation_function": act}
+    model = tflm.build_tflite(tensors, [tflm.TOp(op, [0], [1], opts)], [0], [1])
+    return Diff(f"{op} {k}: x {(h, w, c)} f{(fh, fw)} s{(sh, sw)} {padding} {act}", model,
+                [[_x16(rnd, (1, h, w, c))] for _ in range(2)])
+
+
+def quantize_case(rnd: np.random.Generator, k: int) -> Diff:
+    """QUANTIZE int8 -> int16, int16 -> int8, int16 -> int16, with scale ratios around 1 and
+    far from it (saturating ones included)."""
+    src, dst = (("int8", "int16"), ("int16", "int8"), ("int16", "int16"))[k % 3]
+    shape = tuple(int(d) for d in rnd.integers(1, 6, size=int(rnd.integers(1, 4))))
+    x_scale = float(rnd.uniform(1e-4, 1e-2)) if src == "int16" else float(rnd.uniform(0.01, 0.1))
+    ratio = float(np.exp(rnd.uniform(-4, 4)))
+    if src == "int16" and dst == "int8":
+        ratio = float(rnd.uniform(1e-3, 1e-1))
+    elif src == "int8" and dst == "int16":
+        ratio = float(rnd.uniform(10, 3000))
+    y_scale = x_scale / ratio
+    x_zp = int(rnd.integers(-128, 128)) if src == "int8" else 0
+    y_zp = int(rnd.integers(-128, 128)) if dst == "int8" else 0
+    T = tflm.TTensor
+    tensors = [T("x", shape, src, x_scale, x_zp), T("y", shape, dst, y_scale, y_zp)]
+    model = tflm.build_tflite(tensors, [tflm.TOp("QUANTIZE", [0], [1])], [0], [1])
+    if src == "int16":
+        xs = [[_x16(rnd, shape)] for _ in range(2)]
+    else:
+        xs = [[rnd.integers(-128, 128, size=shape).astype(np.int8)] for _ in range(2)]
+    return Diff(f"QUANTIZE {k}: {src} -> {dst} {shape} ratio {ratio:.4g}", model, xs)
+
+
+def reshape_case(rnd: np.random.Generator, k: int) -> Diff:
+    shape = tuple(int(d) for d in rnd.integers(1, 5, size=int(rnd.integers(1, 5))))
+    n = int(np.prod(shape))
+    new = (n,) if k % 2 else (1, n, 1)
+    T = tflm.TTensor
+    shp = np.array(new, np.int32)
+    tensors = [T("x", shape, "int16", 0.001, 0), T("s", shp.shape, "int32", None, 0, 0, shp),
+               T("y", new, "int16", 0.001, 0)]
+    model = tflm.build_tflite(tensors, [tflm.TOp("RESHAPE", [0, 1], [2])], [0], [2])
+    return Diff(f"RESHAPE {k}: {shape} -> {new}", model, [[_x16(rnd, shape)]])
+
+
+CASES = {"POOL": (pool_case, 16), "QUANTIZE": (quantize_case, 12), "RESHAPE": (reshape_case, 4)}
+
+
+@cache
+def diff_cases() -> tuple[list[Diff], list[list[list[np.ndarray]]]]:
+    rnd = np.random.default_rng(1614)
+    cases = [make(rnd, k) for make, n in CASES.values() for k in range(n)]
+    refs = [[tflm.run_tflm(c.tflite, ex) for ex in c.xs] for c in cases]
+    return cases, refs
+
+
+def test_int16_ops_match_tflite_micro(interpreter):
+    cases, refs = diff_cases()
+    models = [(serialize(import_tflite(c.tflite)), c.xs) for c in cases]
+    outs = invoke_models(models, interpreter)
+    counts: dict[str, int] = {}
+    for c, got, want in zip(cases, outs, refs, strict=True):
+        for k, (g, r) in enumerate(zip(got, want, strict=True)):
+            for gi, ri in zip(g, r, strict=True):
+                assert np.array_equal(gi, np.asarray(ri).ravel()), f"{c.what} example {k}"
+        op = c.what.split()[0]
+        counts[op] = counts.get(op, 0) + 1
+    assert counts == {"AVERAGE_POOL_2D": 8, "MAX_POOL_2D": 8, "QUANTIZE": 12, "RESHAPE": 4}
+    print(interpreter, counts)
+
+
+def test_cases_reach_saturation_and_clamps():
+    """The references are not trivial: QUANTIZE saturates in some cases and not in others."""
+    cases, refs = diff_cases()
+    sat = [bool(np.isin(np.asarray(r[0][0]), (-128, 127, -32768, 32767)).any())
+           for c, r in zip(cases, refs) if c.what.startswith("QUANTIZE")]
+    assert any(sat) and not all(sat)
