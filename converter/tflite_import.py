@@ -34,8 +34,8 @@ __all__ = ["SUPPORTED_OPS", "TflModel", "UnsupportedModelError", "fold_constants
 # --------------------------------------------------------------------------------------------
 # dtype policy: int8 activations; int32 ones only as the bit-packed tensors of LCE ops; int16
 # ones (TFLite's 16x8 mode, zero point 0) for the ops with a 16x8 kernel
-INT16_OPS = ("CONV_2D", "FULLY_CONNECTED", "PAD", "PADV2", "AVERAGE_POOL_2D",
-             "MAX_POOL_2D", "QUANTIZE", "RESHAPE")
+INT16_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "PAD", "PADV2",
+             "AVERAGE_POOL_2D", "MAX_POOL_2D", "QUANTIZE", "RESHAPE")
 STATE_OPS = ("UNIDIRECTIONAL_SEQUENCE_LSTM", "SVDF")  # int8 ops with an int16 state input
 
 
@@ -447,6 +447,13 @@ def _depthwise_conv2d(im: _Importer, op: TflOp, name: str, build: Callable) -> i
     if stored not in (0, dm):
         raise UnsupportedModelError(f"{op.describe()}: depth_multiplier option {stored} but "
                                     f"the shapes give {dm}")
+    if im.t(op.inputs[0]).dtype == "int16":  # 16x8 mode
+        from .layers.int16 import depthwise_conv2d_16x8
+
+        scale, _ = im.out(op)
+        return depthwise_conv2d_16x8(im.g, x, w, scales, im.bias(op, 2, w.shape[3], wide=True),
+                                     scale, depth_multiplier=dm, activation=im.activation(op),
+                                     name=name, **_conv_geometry(op))
     b = im.bias(op, 2, w.shape[3])
     scale, zp = im.out(op)
     return build(im.g, x, w, scales, b, scale, zp, depth_multiplier=dm,

@@ -1,5 +1,6 @@
 """16x8 ops without weights (int16 activations, zero point 0) against tflite-micro, on every
-interpreter: AVERAGE_POOL_2D and MAX_POOL_2D int16 (kernels/pool16.py), QUANTIZE int8 -> int16,
+interpreter: DEPTHWISE_CONV_2D 16x8 with an int64 bias (kernels/depthwise_conv16.py),
+AVERAGE_POOL_2D and MAX_POOL_2D int16 (kernels/pool16.py), QUANTIZE int8 -> int16,
 int16 -> int8 and int16 -> int16 (kernels/quantize16.py), RESHAPE int16 (kernels/reshape16.py).
 
 Each case is one op in a .tflite built by host_sim/oracle/tflm.py, converted by the importer;
@@ -42,6 +43,42 @@ def pool_case(rnd: np.random.Generator, k: int) -> Diff:
                 [[_x16(rnd, (1, h, w, c))] for _ in range(2)])
 
 
+def depthwise_case(rnd: np.random.Generator, k: int) -> Diff:
+    """DEPTHWISE_CONV_2D 16x8: shapes, depth multiplier, strides, dilations, padding,
+    activation, per-channel scales and an int64 bias (large in some cases)."""
+    c, dm = int(rnd.integers(1, 4)), int(rnd.integers(1, 3))
+    oc = c * dm
+    kh, kw = int(rnd.integers(1, 4)), int(rnd.integers(1, 4))
+    h, w = int(rnd.integers(kh, 7)), int(rnd.integers(kw, 7))
+    stride = (int(rnd.integers(1, 3)), int(rnd.integers(1, 3)))
+    dil = (1, 1) if k % 3 else (int(rnd.integers(1, 3)), int(rnd.integers(1, 3)))
+    padding = "SAME" if k % 2 else "VALID"
+    if padding == "VALID":
+        h, w = max(h, (kh - 1) * dil[0] + 1), max(w, (kw - 1) * dil[1] + 1)
+    act = ACTS[k % 4]
+    x_scale = float(rnd.uniform(1e-4, 1e-2))
+    w_scale = [float(s) for s in rnd.uniform(1e-3, 2e-2, size=oc)]
+    y_scale = float(x_scale * max(w_scale) * np.sqrt(kh * kw) * rnd.uniform(2.0, 40.0))
+    wts = rnd.integers(-127, 128, size=(1, kh, kw, oc), dtype=np.int64).astype(np.int8)
+    bias_max = [1 << 20, 1 << 30, 1 << 40][k % 3]
+    bias = rnd.integers(-bias_max, bias_max, size=oc, dtype=np.int64)
+    T = tflm.TTensor
+    tensors = [T("x", (1, h, w, c), "int16", x_scale, 0),
+               T("w", wts.shape, "int8", w_scale, 0, 3, wts),
+               T("b", (oc,), "int64", [x_scale * s for s in w_scale], 0, 0, bias)]
+    oh = -(-h // stride[0]) if padding == "SAME" else (h - (kh - 1) * dil[0] - 1) // stride[0] + 1
+    ow = -(-w // stride[1]) if padding == "SAME" else (w - (kw - 1) * dil[1] - 1) // stride[1] + 1
+    tensors.append(T("y", (1, oh, ow, oc), "int16", y_scale, 0))
+    opts = {"padding": padding, "stride_h": stride[0], "stride_w": stride[1],
+            "dilation_h_factor": dil[0], "dilation_w_factor": dil[1], "depth_multiplier": dm,
+            "fused_activation_function": act}
+    model = tflm.build_tflite(tensors, [tflm.TOp("DEPTHWISE_CONV_2D", [0, 1, 2], [3], opts)],
+                              [0], [3])
+    return Diff(f"DEPTHWISE_CONV_2D {k}: x {(h, w, c)} w {wts.shape} {padding} s{stride} "
+                f"d{dil} {act} |b|<{bias_max}", model,
+                [[_x16(rnd, (1, h, w, c))] for _ in range(2)])
+
+
 def quantize_case(rnd: np.random.Generator, k: int) -> Diff:
     """QUANTIZE int8 -> int16, int16 -> int8, int16 -> int16, with scale ratios around 1 and
     far from it (saturating ones included)."""
@@ -78,7 +115,8 @@ def reshape_case(rnd: np.random.Generator, k: int) -> Diff:
     return Diff(f"RESHAPE {k}: {shape} -> {new}", model, [[_x16(rnd, shape)]])
 
 
-CASES = {"POOL": (pool_case, 16), "QUANTIZE": (quantize_case, 12), "RESHAPE": (reshape_case, 4)}
+CASES = {"POOL": (pool_case, 16), "QUANTIZE": (quantize_case, 12), "RESHAPE": (reshape_case, 4),
+         "DEPTHWISE_CONV_2D": (depthwise_case, 18)}
 
 
 @cache
@@ -100,7 +138,8 @@ def test_int16_ops_match_tflite_micro(interpreter):
                 assert np.array_equal(gi, np.asarray(ri).ravel()), f"{c.what} example {k}"
         op = c.what.split()[0]
         counts[op] = counts.get(op, 0) + 1
-    assert counts == {"AVERAGE_POOL_2D": 8, "MAX_POOL_2D": 8, "QUANTIZE": 12, "RESHAPE": 4}
+    assert counts == {"AVERAGE_POOL_2D": 8, "MAX_POOL_2D": 8, "QUANTIZE": 12, "RESHAPE": 4,
+                      "DEPTHWISE_CONV_2D": 18}
     print(interpreter, counts)
 
 

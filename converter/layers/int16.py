@@ -8,6 +8,10 @@ CONV_2D 16x8  (kernel mp_runtime/tinyrt/kernels/conv16.py, chosen by the int16 i
   TFLM's int64 MultiplyByQuantizedMultiplier: rm = min((M + 2^15) >> 16, 0x7FFF),
   ts = 15 - shift, with (M, shift) = QuantizeMultiplier(double in_scale * w_scale[c] /
   out_scale) as PopulateConvolutionQuantizationParams computes them.
+DEPTHWISE_CONV_2D 16x8  (kernel depthwise_conv16.py)
+  inputs [x int16 (N, H, W, C), filter int8 (1, KH, KW, OC), bias int32 (OC, 2) or -1,
+          requant int32 (OC | 1, 2)]  outputs [y int16]  params as int8 DEPTHWISE_CONV_2D;
+  bias and requant rows as CONV_2D 16x8.
 FULLY_CONNECTED 16x8  (kernel fully_connected16.py)
   inputs [x int16, weights int8 (n_out, n_in), bias int32 (n_out, 2) or -1,
           requant int32 (n_out | 1, 2)]  outputs [y int16 (batches, n_out)]  params [act_min,
@@ -132,4 +136,35 @@ def fully_connected_16x8(g: Graph, x: int, weights: np.ndarray, weight_scales, b
     qi = g.add_const(name + "/requant", rows, "int32")
     y = g.add_activation(name + "/out", (size // n_in, n_out), out_scale, 0, "int16")
     g.add_op(opcodes.FULLY_CONNECTED, [x, wi, bi, qi], [y], [lo, hi])
+    return y
+
+
+def depthwise_conv2d_16x8(g: Graph, x: int, weights: np.ndarray, weight_scales, bias,
+                          out_scale: float, depth_multiplier: int = 1, stride=(1, 1),
+                          dilation=(1, 1), padding: str = "SAME", activation: str = "NONE",
+                          name: str = "dwconv") -> int:
+    """y = requant64(depthwise_conv(x, w) + b), x and y int16 (zero point 0), weights int8
+    (1, KH, KW, C * dm) per tensor or per output channel, bias int64 (OC) or None."""
+    xt = _check_int16_input(g, x, name)
+    w = np.asarray(weights, dtype=np.int8)
+    if w.ndim != 4 or w.shape[0] != 1:
+        raise ValueError(f"{name}: weights shape {w.shape}, expected (1, KH, KW, C * dm)")
+    _, kh, kw, out_c = w.shape
+    dm = int(depth_multiplier)
+    if len(xt.shape) != 4 or dm < 1 or xt.shape[3] * dm != out_c:
+        raise ValueError(f"{name}: input shape {xt.shape} with depth multiplier {dm} does not "
+                         f"fit weights {w.shape}")
+    if kh * kw >= PRODUCTS_LIMIT:
+        raise ValueError(f"{name}: {kh * kw} products per output, at most 2^21 - 1")
+    geo = _geometry(name, xt.shape, kh, kw, stride, dilation, padding)
+    scales = _scales(name, weight_scales, out_c)
+    lo, hi = activation_range_16(activation, out_scale)
+    rows = requant_rows_64(f32(xt.scale) * f32(scales) / f32(out_scale))
+    brows = bias_rows_64(name, bias, out_c)
+    wi = g.add_const(name + "/weights", w, "int8", float(scales[0]), 0, scales.size > 1)
+    bi = -1 if brows is None else g.add_const(name + "/bias", brows, "int32")
+    qi = g.add_const(name + "/requant", rows, "int32")
+    y = g.add_activation(name + "/out", (xt.shape[0], geo[6], geo[7], out_c), out_scale, 0,
+                         "int16")
+    g.add_op(opcodes.DEPTHWISE_CONV_2D, [x, wi, bi, qi], [y], geo + [dm, lo, hi])
     return y

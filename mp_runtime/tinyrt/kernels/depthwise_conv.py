@@ -142,6 +142,10 @@ class DepthwiseConv2D:
 
 
 def prepare(model, op):
+    if model.tensors[op.inputs[0]].dtype == "int16":  # 16x8 mode: its own module
+        from .depthwise_conv16 import prepare as prepare_16x8
+
+        return prepare_16x8(model, op)
     return DepthwiseConv2D(model, op)
 
 
