@@ -35,7 +35,7 @@ __all__ = ["SUPPORTED_OPS", "TflModel", "UnsupportedModelError", "fold_constants
 # dtype policy: int8 activations; int32 ones only as the bit-packed tensors of LCE ops; int16
 # ones (TFLite's 16x8 mode, zero point 0) for the ops with a 16x8 kernel
 INT16_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "PAD", "PADV2",
-             "AVERAGE_POOL_2D", "MAX_POOL_2D", "QUANTIZE", "RESHAPE")
+             "AVERAGE_POOL_2D", "MAX_POOL_2D", "QUANTIZE", "RESHAPE", "LEAKY_RELU")
 STATE_OPS = ("UNIDIRECTIONAL_SEQUENCE_LSTM", "SVDF")  # int8 ops with an int16 state input
 
 
@@ -494,6 +494,10 @@ def _unary(im: _Importer, op: TflOp, name: str, build: Callable) -> int:
     scale, zp = im.out(op)
     if op.name == "LEAKY_RELU":
         alpha = float(op.options.Alpha()) if op.options is not None else 0.0
+        if im.t(op.inputs[0]).dtype == "int16":  # 16x8 mode
+            from .layers.int16_ops import leaky_relu_16
+
+            return leaky_relu_16(im.g, x, alpha, scale, name=name)
         return build(im.g, x, alpha, scale, zp, name=name)
     return build(im.g, x, scale, zp, name=name)
 

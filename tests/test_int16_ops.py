@@ -1,6 +1,7 @@
 """16x8 ops without weights (int16 activations, zero point 0) against tflite-micro, on every
 interpreter: DEPTHWISE_CONV_2D 16x8 with an int64 bias (kernels/depthwise_conv16.py),
-AVERAGE_POOL_2D and MAX_POOL_2D int16 (kernels/pool16.py), QUANTIZE int8 -> int16,
+AVERAGE_POOL_2D and MAX_POOL_2D int16 (kernels/pool16.py), LEAKY_RELU int16
+(kernels/leaky_relu16.py), QUANTIZE int8 -> int16,
 int16 -> int8 and int16 -> int16 (kernels/quantize16.py), RESHAPE int16 (kernels/reshape16.py).
 
 Each case is one op in a .tflite built by host_sim/oracle/tflm.py, converted by the importer;
@@ -103,6 +104,20 @@ def quantize_case(rnd: np.random.Generator, k: int) -> Diff:
     return Diff(f"QUANTIZE {k}: {src} -> {dst} {shape} ratio {ratio:.4g}", model, xs)
 
 
+def leaky_relu_case(rnd: np.random.Generator, k: int) -> Diff:
+    """LEAKY_RELU int16: alpha in [0, 1) (0 in one case), output scale around the input's."""
+    shape = tuple(int(d) for d in rnd.integers(1, 6, size=int(rnd.integers(1, 4))))
+    alpha = 0.0 if k == 0 else float(rnd.uniform(0.01, 0.99))
+    x_scale = float(rnd.uniform(1e-4, 1e-2))
+    y_scale = x_scale * float(np.exp(rnd.uniform(-1.5, 1.5)))
+    T = tflm.TTensor
+    tensors = [T("x", shape, "int16", x_scale, 0), T("y", shape, "int16", y_scale, 0)]
+    model = tflm.build_tflite(tensors, [tflm.TOp("LEAKY_RELU", [0], [1], {"alpha": alpha})],
+                              [0], [1])
+    return Diff(f"LEAKY_RELU {k}: {shape} alpha {alpha:.3f} y/x {y_scale / x_scale:.3f}", model,
+                [[_x16(rnd, shape)] for _ in range(2)])
+
+
 def reshape_case(rnd: np.random.Generator, k: int) -> Diff:
     shape = tuple(int(d) for d in rnd.integers(1, 5, size=int(rnd.integers(1, 5))))
     n = int(np.prod(shape))
@@ -116,7 +131,7 @@ def reshape_case(rnd: np.random.Generator, k: int) -> Diff:
 
 
 CASES = {"POOL": (pool_case, 16), "QUANTIZE": (quantize_case, 12), "RESHAPE": (reshape_case, 4),
-         "DEPTHWISE_CONV_2D": (depthwise_case, 18)}
+         "DEPTHWISE_CONV_2D": (depthwise_case, 18), "LEAKY_RELU": (leaky_relu_case, 8)}
 
 
 @cache
@@ -139,7 +154,7 @@ def test_int16_ops_match_tflite_micro(interpreter):
         op = c.what.split()[0]
         counts[op] = counts.get(op, 0) + 1
     assert counts == {"AVERAGE_POOL_2D": 8, "MAX_POOL_2D": 8, "QUANTIZE": 12, "RESHAPE": 4,
-                      "DEPTHWISE_CONV_2D": 18}
+                      "DEPTHWISE_CONV_2D": 18, "LEAKY_RELU": 8}
     print(interpreter, counts)
 
 

@@ -7,11 +7,15 @@ AVERAGE_POOL_2D / MAX_POOL_2D int16  (kernel mp_runtime/tinyrt/kernels/pool16.py
 QUANTIZE int8 -> int16, int16 -> int8, int16 -> int16  (kernel quantize16.py)
   inputs [x, requant int32 (1, 3)]  outputs [y]; the row of QuantizeMultiplier(double
   scale_x / double scale_y), TFLM's Requantize per element.
+LEAKY_RELU int16  (kernel leaky_relu16.py)
+  inputs [x, requant int32 (2, 3)]  outputs [y int16]; rows of QuantizeMultiplier(double(
+  float(s_x / s_y))) and QuantizeMultiplier(double(float(s_x * alpha / s_y))), alpha >= 0.
 RESHAPE int16 uses layers/shape.reshape (the output keeps x's dtype; kernel reshape16.py).
 """
 
 from __future__ import annotations
 
+import numpy as np
 from tinyrt import opcodes
 
 from ..graph import Graph
@@ -77,3 +81,22 @@ def max_pool2d_16(g: Graph, x: int, filter_size, strides=1, padding: str = "VALI
                   activation: str = "NONE", name: str = "maxpool") -> int:
     return pool2d_16(g, opcodes.MAX_POOL_2D, x, filter_size, strides, padding, activation,
                      name)
+
+
+def leaky_relu_16(g: Graph, x: int, alpha: float, out_scale: float, name: str = "leaky_relu"
+                  ) -> int:
+    """TFLM's int16 LEAKY_RELU: identity and alpha multipliers chosen by the input's sign."""
+    xt = _check_int16_input(g, x, name)
+    if alpha < 0:
+        raise ValueError(f"{name}: int16 LEAKY_RELU with alpha {alpha} < 0 is not supported "
+                         "(its multiplier is negative)")
+    sx, sy = np.float32(xt.scale), np.float32(out_scale)
+    rows = np.concatenate([requant_rows(float(np.float32(sx / sy))),
+                           requant_rows(float(np.float32(sx * np.float32(alpha) / sy)))])
+    if int(rows[:, 2].max()) > 14:
+        raise ValueError(f"{name}: scale ratio {xt.scale / out_scale} needs left shift "
+                         f"{int(rows[:, 2].max())}, at most 14")
+    qi = g.add_const(name + "/requant", rows, "int32")
+    y = g.add_activation(name + "/out", xt.shape, out_scale, 0, "int16")
+    g.add_op(opcodes.LEAKY_RELU, [x, qi], [y], [])
+    return y

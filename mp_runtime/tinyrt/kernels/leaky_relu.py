@@ -10,4 +10,8 @@ from .lookup import TableLookup
 
 
 def prepare(model, op):
+    if model.tensors[op.inputs[0]].dtype == "int16":  # 16x8 mode: its own module
+        from .leaky_relu16 import prepare as prepare_16
+
+        return prepare_16(model, op)
     return TableLookup(model, op, "LEAKY_RELU")
