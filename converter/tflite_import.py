@@ -35,7 +35,7 @@ __all__ = ["SUPPORTED_OPS", "TflModel", "UnsupportedModelError", "fold_constants
 # dtype policy: int8 activations; int32 ones only as the bit-packed tensors of LCE ops; int16
 # ones (TFLite's 16x8 mode, zero point 0) for the ops with a 16x8 kernel
 INT16_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "PAD", "PADV2",
-             "AVERAGE_POOL_2D", "MAX_POOL_2D", "QUANTIZE", "RESHAPE", "LEAKY_RELU")
+             "AVERAGE_POOL_2D", "MAX_POOL_2D", "QUANTIZE", "RESHAPE", "LEAKY_RELU", "ADD")
 STATE_OPS = ("UNIDIRECTIONAL_SEQUENCE_LSTM", "SVDF")  # int8 ops with an int16 state input
 
 
@@ -477,6 +477,10 @@ def _elementwise(im: _Importer, op: TflOp, name: str, build: Callable) -> int:
         raise UnsupportedModelError(f"{op.describe()}: {len(op.inputs)} inputs, expected 2")
     x1, x2 = im.x(op, 0, "input 0"), im.x(op, 1, "input 1")
     scale, zp = im.out(op)
+    if op.name == "ADD" and im.t(op.inputs[0]).dtype == "int16":  # 16x8 mode
+        from .layers.int16_ops import add_16
+
+        return add_16(im.g, x1, x2, scale, activation=im.activation(op), name=name)
     return build(im.g, x1, x2, scale, zp, activation=im.activation(op), name=name)
 
 

@@ -1,7 +1,7 @@
 """16x8 ops without weights (int16 activations, zero point 0) against tflite-micro, on every
 interpreter: DEPTHWISE_CONV_2D 16x8 with an int64 bias (kernels/depthwise_conv16.py),
 AVERAGE_POOL_2D and MAX_POOL_2D int16 (kernels/pool16.py), LEAKY_RELU int16
-(kernels/leaky_relu16.py), QUANTIZE int8 -> int16,
+(kernels/leaky_relu16.py), ADD int16 (kernels/add16.py), QUANTIZE int8 -> int16,
 int16 -> int8 and int16 -> int16 (kernels/quantize16.py), RESHAPE int16 (kernels/reshape16.py).
 
 Each case is one op in a .tflite built by host_sim/oracle/tflm.py, converted by the importer;
@@ -118,6 +118,29 @@ def leaky_relu_case(rnd: np.random.Generator, k: int) -> Diff:
                 [[_x16(rnd, shape)] for _ in range(2)])
 
 
+def add_case(rnd: np.random.Generator, k: int) -> Diff:
+    """ADD int16: equal shapes or broadcast ones, scales drawn (equal in some cases),
+    activation drawn."""
+    r = int(rnd.integers(1, 5))
+    shape = tuple(int(d) for d in rnd.integers(1, 4, size=r))
+    other = shape if k % 3 == 0 else tuple(1 if rnd.random() < 0.5 else d for d in shape)
+    if k % 2:
+        shape, other = other, shape
+    out = tuple(int(d) for d in np.broadcast_shapes(shape, other))
+    s1 = float(rnd.uniform(1e-4, 1e-3))
+    s2 = s1 if k % 4 == 0 else float(rnd.uniform(1e-4, 1e-3))
+    so = max(s1, s2) * float(rnd.uniform(0.5, 3.0))
+    T = tflm.TTensor
+    tensors = [T("a", shape, "int16", s1, 0), T("b", other, "int16", s2, 0),
+               T("y", out, "int16", so, 0)]
+    op = tflm.TOp("ADD", [0, 1], [2], {"fused_activation_function": ACTS[k % 4]})
+    model = tflm.build_tflite(tensors, [op], [0, 1], [2])
+    xs = [[_x16(rnd, shape), _x16(rnd, other)] for _ in range(2)]
+    xs[0][0][...] = -32768  # the extremes: x * 2^15 = -2^30
+    xs[0][1][...] = -32768
+    return Diff(f"ADD {k}: {shape} + {other} {ACTS[k % 4]}", model, xs)
+
+
 def reshape_case(rnd: np.random.Generator, k: int) -> Diff:
     shape = tuple(int(d) for d in rnd.integers(1, 5, size=int(rnd.integers(1, 5))))
     n = int(np.prod(shape))
@@ -131,7 +154,8 @@ def reshape_case(rnd: np.random.Generator, k: int) -> Diff:
 
 
 CASES = {"POOL": (pool_case, 16), "QUANTIZE": (quantize_case, 12), "RESHAPE": (reshape_case, 4),
-         "DEPTHWISE_CONV_2D": (depthwise_case, 18), "LEAKY_RELU": (leaky_relu_case, 8)}
+         "DEPTHWISE_CONV_2D": (depthwise_case, 18), "LEAKY_RELU": (leaky_relu_case, 8),
+         "ADD": (add_case, 16)}
 
 
 @cache
@@ -154,7 +178,7 @@ def test_int16_ops_match_tflite_micro(interpreter):
         op = c.what.split()[0]
         counts[op] = counts.get(op, 0) + 1
     assert counts == {"AVERAGE_POOL_2D": 8, "MAX_POOL_2D": 8, "QUANTIZE": 12, "RESHAPE": 4,
-                      "DEPTHWISE_CONV_2D": 18, "LEAKY_RELU": 8}
+                      "DEPTHWISE_CONV_2D": 18, "LEAKY_RELU": 8, "ADD": 16}
     print(interpreter, counts)
 
 

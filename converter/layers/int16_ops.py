@@ -10,6 +10,10 @@ QUANTIZE int8 -> int16, int16 -> int8, int16 -> int16  (kernel quantize16.py)
 LEAKY_RELU int16  (kernel leaky_relu16.py)
   inputs [x, requant int32 (2, 3)]  outputs [y int16]; rows of QuantizeMultiplier(double(
   float(s_x / s_y))) and QuantizeMultiplier(double(float(s_x * alpha / s_y))), alpha >= 0.
+ADD int16  (kernel add16.py)
+  inputs [x1, x2 int16 (broadcastable), requant int32 (3, 3)]  outputs [y int16]  params
+  [act_min, act_max]; TFLM's general-scale ADD with left_shift 15: input multipliers
+  s_i / (2 max(s_1, s_2)), output 2 max(s_1, s_2) / (2^15 s_y), each below one.
 RESHAPE int16 uses layers/shape.reshape (the output keeps x's dtype; kernel reshape16.py).
 """
 
@@ -21,6 +25,7 @@ from tinyrt import opcodes
 from ..graph import Graph
 from ..quantization import requant_rows
 from .common import f32
+from .elementwise import _smaller_than_one, broadcast_shape
 from .int16 import _check_int16_input, activation_range_16
 from .pool import _pair, leading_padding, out_size
 
@@ -99,4 +104,23 @@ def leaky_relu_16(g: Graph, x: int, alpha: float, out_scale: float, name: str = 
     qi = g.add_const(name + "/requant", rows, "int32")
     y = g.add_activation(name + "/out", xt.shape, out_scale, 0, "int16")
     g.add_op(opcodes.LEAKY_RELU, [x, qi], [y], [])
+    return y
+
+
+def add_16(g: Graph, x1: int, x2: int, out_scale: float, activation: str = "NONE",
+           name: str = "add") -> int:
+    """y = x1 + x2 in real terms (broadcasting), int16 in and out (zero points 0)."""
+    t1 = _check_int16_input(g, x1, name)
+    t2 = _check_int16_input(g, x2, name)
+    s1, s2, so = float(f32(t1.scale)), float(f32(t2.scale)), float(f32(out_scale))
+    twice_max = 2.0 * max(s1, s2)
+    reals = [s1 / twice_max, s2 / twice_max, twice_max / ((1 << 15) * so)]
+    for what, r in zip(("input1", "input2", "output"), reals):
+        _smaller_than_one(r, f"{name} {what}")
+    rows = requant_rows(reals)
+    shape = broadcast_shape(t1.shape, t2.shape, name)
+    qi = g.add_const(name + "/requant", rows, "int32")
+    y = g.add_activation(name + "/out", shape, out_scale, 0, "int16")
+    lo, hi = activation_range_16(activation, out_scale)
+    g.add_op(opcodes.ADD, [x1, x2, qi], [y], [lo, hi])
     return y

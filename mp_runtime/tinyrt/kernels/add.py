@@ -88,4 +88,8 @@ class Add:
 
 
 def prepare(model, op):
+    if model.tensors[op.inputs[0]].dtype == "int16":  # 16x8 mode: its own module
+        from .add16 import prepare as prepare_16
+
+        return prepare_16(model, op)
     return Add(model, op)
