@@ -35,7 +35,8 @@ __all__ = ["SUPPORTED_OPS", "TflModel", "UnsupportedModelError", "fold_constants
 # dtype policy: int8 activations; int32 ones only as the bit-packed tensors of LCE ops; int16
 # ones (TFLite's 16x8 mode, zero point 0) for the ops with a 16x8 kernel
 INT16_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "PAD", "PADV2",
-             "AVERAGE_POOL_2D", "MAX_POOL_2D", "QUANTIZE", "RESHAPE", "LEAKY_RELU", "ADD")
+             "AVERAGE_POOL_2D", "MAX_POOL_2D", "QUANTIZE", "RESHAPE", "LEAKY_RELU", "ADD",
+             "SOFTMAX")
 STATE_OPS = ("UNIDIRECTIONAL_SEQUENCE_LSTM", "SVDF")  # int8 ops with an int16 state input
 
 
@@ -530,6 +531,10 @@ def _softmax(im: _Importer, op: TflOp, name: str, build: Callable) -> int:
     x = im.x(op, 0)
     im.out(op)
     beta = float(op.options.Beta()) if op.options is not None else 1.0
+    if im.t(op.inputs[0]).dtype == "int16":  # 16x8 mode
+        from .layers.int16_ops import softmax_16
+
+        return softmax_16(im.g, x, beta=beta, name=name)
     return build(im.g, x, beta=beta, name=name)
 
 

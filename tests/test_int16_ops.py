@@ -1,7 +1,8 @@
 """16x8 ops without weights (int16 activations, zero point 0) against tflite-micro, on every
 interpreter: DEPTHWISE_CONV_2D 16x8 with an int64 bias (kernels/depthwise_conv16.py),
 AVERAGE_POOL_2D and MAX_POOL_2D int16 (kernels/pool16.py), LEAKY_RELU int16
-(kernels/leaky_relu16.py), ADD int16 (kernels/add16.py), QUANTIZE int8 -> int16,
+(kernels/leaky_relu16.py), ADD int16 (kernels/add16.py), SOFTMAX int16 (kernels/softmax16.py),
+QUANTIZE int8 -> int16,
 int16 -> int8 and int16 -> int16 (kernels/quantize16.py), RESHAPE int16 (kernels/reshape16.py).
 
 Each case is one op in a .tflite built by host_sim/oracle/tflm.py, converted by the importer;
@@ -141,6 +142,22 @@ def add_case(rnd: np.random.Generator, k: int) -> Diff:
     return Diff(f"ADD {k}: {shape} + {other} {ACTS[k % 4]}", model, xs)
 
 
+def softmax_case(rnd: np.random.Generator, k: int) -> Diff:
+    """SOFTMAX int16 (output scale 1/32768): depth, input scale and beta drawn, inputs over
+    the whole int16 range and (odd k) close together."""
+    shape = (int(rnd.integers(1, 4)), int(rnd.integers(1, 40)))
+    x_scale = float(rnd.uniform(1e-4, 2e-3))
+    beta = 1.0 if k % 3 else float(rnd.uniform(0.3, 2.0))
+    T = tflm.TTensor
+    tensors = [T("x", shape, "int16", x_scale, 0), T("y", shape, "int16", 1.0 / 32768, 0)]
+    model = tflm.build_tflite(tensors, [tflm.TOp("SOFTMAX", [0], [1], {"beta": beta})], [0],
+                              [1])
+    xs = [[_x16(rnd, shape)] for _ in range(2)]
+    if k % 2:
+        xs[1][0] = (xs[1][0] // 16).astype(np.int16)
+    return Diff(f"SOFTMAX {k}: {shape} scale {x_scale:.2e} beta {beta:.2f}", model, xs)
+
+
 def reshape_case(rnd: np.random.Generator, k: int) -> Diff:
     shape = tuple(int(d) for d in rnd.integers(1, 5, size=int(rnd.integers(1, 5))))
     n = int(np.prod(shape))
@@ -155,7 +172,7 @@ def reshape_case(rnd: np.random.Generator, k: int) -> Diff:
 
 CASES = {"POOL": (pool_case, 16), "QUANTIZE": (quantize_case, 12), "RESHAPE": (reshape_case, 4),
          "DEPTHWISE_CONV_2D": (depthwise_case, 18), "LEAKY_RELU": (leaky_relu_case, 8),
-         "ADD": (add_case, 16)}
+         "ADD": (add_case, 16), "SOFTMAX": (softmax_case, 12)}
 
 
 @cache
@@ -178,7 +195,8 @@ def test_int16_ops_match_tflite_micro(interpreter):
         op = c.what.split()[0]
         counts[op] = counts.get(op, 0) + 1
     assert counts == {"AVERAGE_POOL_2D": 8, "MAX_POOL_2D": 8, "QUANTIZE": 12, "RESHAPE": 4,
-                      "DEPTHWISE_CONV_2D": 18, "LEAKY_RELU": 8, "ADD": 16}
+                      "DEPTHWISE_CONV_2D": 18, "LEAKY_RELU": 8, "ADD": 16,
+                      "SOFTMAX": 12}
     print(interpreter, counts)
 
 

@@ -14,16 +14,22 @@ ADD int16  (kernel add16.py)
   inputs [x1, x2 int16 (broadcastable), requant int32 (3, 3)]  outputs [y int16]  params
   [act_min, act_max]; TFLM's general-scale ADD with left_shift 15: input multipliers
   s_i / (2 max(s_1, s_2)), output 2 max(s_1, s_2) / (2^15 s_y), each below one.
+SOFTMAX int16  (kernel softmax16.py)
+  inputs [x int16, table int32 (3 + 2 * 513)]  outputs [y int16, scale 1/32768, zero point 0];
+  the multiplier row of float(s_x * beta) / (10 / 65535) and TFLM's gen_lut tables of exp
+  over [-10, 0] and 1 / (1 + x) over [0, 1], in float32 as TFLM computes them.
 RESHAPE int16 uses layers/shape.reshape (the output keeps x's dtype; kernel reshape16.py).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from tinyrt import opcodes
 
 from ..graph import Graph
-from ..quantization import requant_rows
+from ..quantization import quantize_multiplier, requant_rows
 from .common import f32
 from .elementwise import _smaller_than_one, broadcast_shape
 from .int16 import _check_int16_input, activation_range_16
@@ -123,4 +129,57 @@ def add_16(g: Graph, x1: int, x2: int, out_scale: float, activation: str = "NONE
     y = g.add_activation(name + "/out", shape, out_scale, 0, "int16")
     lo, hi = activation_range_16(activation, out_scale)
     g.add_op(opcodes.ADD, [x1, x2, qi], [y], [lo, hi])
+    return y
+
+
+def _round(v: float) -> float:  # TfLiteRound: half away from zero
+    return float(np.copysign(np.floor(abs(v) + 0.5), v))
+
+
+def gen_lut_int16(func, input_min: float, input_max: float) -> np.ndarray:
+    """TFLM's gen_lut<float, int16_t, int16_t> with output range [-1, 1]: 513 entries, each
+    sample corrected by half the interpolation error at its step's midpoint (float32)."""
+    f = np.float32
+    lo, hi = f(input_min), f(input_max)
+    step = f((hi - lo) / f(512))
+    half = f(step / f(2))
+    inv = f(f(65536) / f(2))  # (max - min + 1) / (output_max - output_min)
+    out = np.zeros(513, np.int64)
+    for i in range(512):
+        x0 = f(lo + f(f(i) * step))
+        val = func(x0)
+        mid = func(f(x0 + half))
+        nxt = func(f(lo + f(f(i + 1) * step)))
+        sample = _round(float(f(val * inv)))
+        interp = _round(float(f(f(f(nxt * inv) + f(sample)) / f(2))))
+        err = f(f(interp) - f(_round(float(f(mid * inv)))))
+        bias = _round(float(f(err / f(2))))
+        out[i] = min(max(sample - bias, -32768.0), 32767.0)
+    out[512] = min(max(_round(float(f(func(hi) * inv))), -32768.0), 32767.0)
+    return out
+
+
+def _expf(v: np.float32) -> np.float32:
+    return np.float32(math.exp(float(v)))
+
+
+def _one_over_one_plus(v: np.float32) -> np.float32:
+    return np.float32(np.float32(1.0) / np.float32(np.float32(1.0) + v))
+
+
+def softmax_16(g: Graph, x: int, beta: float = 1.0, name: str = "softmax") -> int:
+    """TFLM's int16 SOFTMAX over the last axis; y int16 with scale 1/32768, zero point 0."""
+    xt = _check_int16_input(g, x, name)
+    if not xt.shape or xt.shape[-1] >= 1 << 15:
+        raise ValueError(f"{name}: input shape {xt.shape}, last axis below 32768 expected")
+    real = float(np.float32(np.float32(xt.scale) * np.float32(beta))) / (10.0 / 65535.0)
+    m, shift = quantize_multiplier(real)
+    if shift > 14:
+        raise ValueError(f"{name}: input scale * beta {real * 10 / 65535} needs left shift "
+                         f"{shift}, at most 14")
+    table = np.concatenate([[m >> 15, m & 0x7FFF, shift], gen_lut_int16(_expf, -10.0, 0.0),
+                            gen_lut_int16(_one_over_one_plus, 0.0, 1.0)])
+    ti = g.add_const(name + "/tables", table.astype(np.int32), "int32")
+    y = g.add_activation(name + "/out", xt.shape, 1.0 / 32768, 0, "int16")
+    g.add_op(opcodes.SOFTMAX, [x, ti], [y], [])
     return y

@@ -239,4 +239,8 @@ class Softmax:
 
 
 def prepare(model, op):
+    if model.tensors[op.inputs[0]].dtype == "int16":  # 16x8 mode: its own module
+        from .softmax16 import prepare as prepare_16
+
+        return prepare_16(model, op)
     return Softmax(model, op)
