@@ -36,7 +36,7 @@ __all__ = ["SUPPORTED_OPS", "TflModel", "UnsupportedModelError", "fold_constants
 # ones (TFLite's 16x8 mode, zero point 0) for the ops with a 16x8 kernel
 INT16_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "PAD", "PADV2",
              "AVERAGE_POOL_2D", "MAX_POOL_2D", "QUANTIZE", "RESHAPE", "LEAKY_RELU", "ADD",
-             "SOFTMAX")
+             "SOFTMAX", "STRIDED_SLICE", "SLICE", "TRANSPOSE")
 STATE_OPS = ("UNIDIRECTIONAL_SEQUENCE_LSTM", "SVDF")  # int8 ops with an int16 state input
 
 

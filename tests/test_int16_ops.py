@@ -1,9 +1,8 @@
-"""16x8 ops without weights (int16 activations, zero point 0) against tflite-micro, on every
-interpreter: DEPTHWISE_CONV_2D 16x8 with an int64 bias (kernels/depthwise_conv16.py),
-AVERAGE_POOL_2D and MAX_POOL_2D int16 (kernels/pool16.py), LEAKY_RELU int16
-(kernels/leaky_relu16.py), ADD int16 (kernels/add16.py), SOFTMAX int16 (kernels/softmax16.py),
-QUANTIZE int8 -> int16,
-int16 -> int8 and int16 -> int16 (kernels/quantize16.py), RESHAPE int16 (kernels/reshape16.py).
+"""16x8 ops (int16 activations, zero point 0) against tflite-micro, on every interpreter:
+DEPTHWISE_CONV_2D 16x8 with an int64 bias (kernels/depthwise_conv16.py), AVERAGE_POOL_2D and
+MAX_POOL_2D (pool16.py), LEAKY_RELU (leaky_relu16.py), ADD (add16.py), SOFTMAX (softmax16.py),
+STRIDED_SLICE, SLICE and TRANSPOSE (copy16.py), QUANTIZE int8 -> int16, int16 -> int8 and
+int16 -> int16 (quantize16.py), RESHAPE (reshape16.py).
 
 Each case is one op in a .tflite built by host_sim/oracle/tflm.py, converted by the importer;
 TFLM's outputs on random inputs over the whole range are the reference. All cases of a file run
@@ -21,6 +20,7 @@ from host_sim.device import invoke_models
 from host_sim.oracle import tflm
 
 from .test_int16 import Diff, _x16
+from .test_new_ops import _tflm_slice_shape
 
 ACTS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
@@ -158,6 +158,45 @@ def softmax_case(rnd: np.random.Generator, k: int) -> Diff:
     return Diff(f"SOFTMAX {k}: {shape} scale {x_scale:.2e} beta {beta:.2f}", model, xs)
 
 
+def movement_case(rnd: np.random.Generator, k: int) -> Diff:
+    """STRIDED_SLICE (masks, negative strides), SLICE and TRANSPOSE on int16 (kernels/copy16.py:
+    the strided-copy kernel's moves on byte pairs)."""
+    op = ("STRIDED_SLICE", "SLICE", "TRANSPOSE")[k % 3]
+    x = tuple(int(d) for d in rnd.integers(1, 6, size=int(rnd.integers(1, 5))))
+    ix = np.arange(int(np.prod(x))).reshape(x)
+    opts: dict = {}
+    if op == "TRANSPOSE":
+        perm = [int(p) for p in rnd.permutation(len(x))]
+        consts, y = [perm], np.transpose(ix, perm).shape
+    elif op == "SLICE":
+        begin = [int(rnd.integers(0, d)) for d in x]
+        size = [int(rnd.integers(1, d - b + 1)) if rnd.random() < 0.7 else -1
+                for b, d in zip(begin, x)]
+        consts, y = [begin, size], tuple(d - b if z == -1 else z
+                                         for b, z, d in zip(begin, size, x))
+    else:
+        while True:
+            begin = [int(rnd.integers(-d - 1, d + 1)) for d in x]
+            end = [int(rnd.integers(-d - 1, d + 2)) for d in x]
+            strides = [int(rnd.choice([-2, -1, 1, 1, 2, 3])) for _ in x]
+            bm, em, sm = (int(rnd.integers(0, 1 << len(x))) for _ in range(3))
+            strides = [abs(v) if sm >> d & 1 else v for d, v in enumerate(strides)]
+            y = _tflm_slice_shape(x, begin, end, strides, bm, em, sm)
+            if y and min(y) > 0:
+                break
+        consts = [begin, end, strides]
+        opts = {"begin_mask": bm, "end_mask": em, "shrink_axis_mask": sm}
+    T = tflm.TTensor
+    tensors = [T("x", x, "int16", 0.001, 0)]
+    tensors += [T(f"c{i}", (len(c),), "int32", None, 0, 0, np.array(c, np.int32))
+                for i, c in enumerate(consts)]
+    tensors.append(T("y", tuple(y), "int16", 0.001, 0))
+    n = len(tensors)
+    model = tflm.build_tflite(tensors, [tflm.TOp(op, list(range(n - 1)), [n - 1], opts)], [0],
+                              [n - 1])
+    return Diff(f"{op} {k}: {x} -> {tuple(y)}", model, [[_x16(rnd, x)]])
+
+
 def reshape_case(rnd: np.random.Generator, k: int) -> Diff:
     shape = tuple(int(d) for d in rnd.integers(1, 5, size=int(rnd.integers(1, 5))))
     n = int(np.prod(shape))
@@ -172,7 +211,8 @@ def reshape_case(rnd: np.random.Generator, k: int) -> Diff:
 
 CASES = {"POOL": (pool_case, 16), "QUANTIZE": (quantize_case, 12), "RESHAPE": (reshape_case, 4),
          "DEPTHWISE_CONV_2D": (depthwise_case, 18), "LEAKY_RELU": (leaky_relu_case, 8),
-         "ADD": (add_case, 16), "SOFTMAX": (softmax_case, 12)}
+         "ADD": (add_case, 16), "SOFTMAX": (softmax_case, 12),
+         "MOVEMENT": (movement_case, 18)}
 
 
 @cache
@@ -196,7 +236,7 @@ def test_int16_ops_match_tflite_micro(interpreter):
         counts[op] = counts.get(op, 0) + 1
     assert counts == {"AVERAGE_POOL_2D": 8, "MAX_POOL_2D": 8, "QUANTIZE": 12, "RESHAPE": 4,
                       "DEPTHWISE_CONV_2D": 18, "LEAKY_RELU": 8, "ADD": 16,
-                      "SOFTMAX": 12}
+                      "SOFTMAX": 12, "STRIDED_SLICE": 6, "SLICE": 6, "TRANSPOSE": 6}
     print(interpreter, counts)
 
 

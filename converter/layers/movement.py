@@ -91,10 +91,10 @@ def data_movement(g: Graph, opcode: int, xs: list[int], results: list[np.ndarray
     """Add the copy op whose outputs are `results` (index arrays from index_arrays(g, xs),
     moved by the op); outputs quantized as `quant` (default: x_0's)."""
     x0 = g.tensors[xs[0]]
-    for x in xs:
-        if g.tensors[x].dtype != "int8":
+    for x in xs:  # int16 (16x8 models): kernels/copy16.py moves the byte pairs
+        if g.tensors[x].dtype not in ("int8", "int16") or g.tensors[x].dtype != x0.dtype:
             raise ValueError(f"{name}: input {g.tensors[x].name!r} is {g.tensors[x].dtype}, "
-                             "expected int8")
+                             f"expected int8 (or int16 throughout)")
     quant = quant or [(x0.scale, x0.zero_point)] * len(results)
     ins = index_arrays(g, xs)
     params = move_params(ins, results)
@@ -102,7 +102,7 @@ def data_movement(g: Graph, opcode: int, xs: list[int], results: list[np.ndarray
     for k, (r, (s, z)) in enumerate(zip(results, quant)):
         check_zero_point(z, name)
         ys.append(g.add_activation(f"{name}/out{k}" if len(results) > 1 else f"{name}/out",
-                                   r.shape or (1,), s, z))
+                                   r.shape or (1,), s, z, x0.dtype))
     g.add_op(opcode, xs, ys, params)
     return ys
 

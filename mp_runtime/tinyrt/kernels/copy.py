@@ -122,4 +122,8 @@ class Copy:
 
 
 def prepare(model, op):
+    if model.tensors[op.inputs[0]].dtype == "int16":  # 16x8 mode: its own module
+        from .copy16 import prepare as prepare_16
+
+        return prepare_16(model, op)
     return Copy(model, op)
