@@ -79,8 +79,8 @@ def _check_ops(m: TflModel, ops: list[TflOp], const: dict[int, np.ndarray]
             continue
         allowed = ("int8", "int32") if lce else (
             ("int8", "int16") if op.name in INT16_OPS + STATE_OPS else ("int8",))
-        if op.name == "DEQUANTIZE":  # int8 in, float32 out
-            allowed = ("int8", "float32")
+        if op.name == "DEQUANTIZE":  # int8 (or int16) in, float32 out
+            allowed = ("int8", "int16", "float32")
             floats.update(i for i in op.outputs if m.tensors[i].dtype == "float32")
         for i in op.inputs + op.outputs:
             if i >= 0 and i not in const and m.tensors[i].dtype not in allowed:

@@ -128,6 +128,10 @@ def dequantize(im: Any, op: TflOp, name: str, build: Callable) -> int:
     if y.dtype != "float32":
         raise UnsupportedModelError(f"{op.describe()}: output {y.describe()} is {y.dtype}; "
                                     "tinyrt's DEQUANTIZE makes float32 from int8")
+    if im.t(op.inputs[0]).dtype == "int16":  # 16x8 mode
+        from .layers.int16_ops import dequantize_16
+
+        return dequantize_16(im.g, im.x(op, 0), name=name)
     return build(im.g, im.x(op, 0), name=name)
 
 

@@ -2,7 +2,8 @@
 DEPTHWISE_CONV_2D 16x8 with an int64 bias (kernels/depthwise_conv16.py), AVERAGE_POOL_2D and
 MAX_POOL_2D (pool16.py), LEAKY_RELU (leaky_relu16.py), ADD (add16.py), SOFTMAX (softmax16.py),
 STRIDED_SLICE, SLICE and TRANSPOSE (copy16.py), QUANTIZE int8 -> int16, int16 -> int8 and
-int16 -> int16 (quantize16.py), RESHAPE (reshape16.py).
+int16 -> int16 (quantize16.py), RESHAPE (reshape16.py), DEQUANTIZE int16 -> float32
+(dequantize16.py: the float32 bits built from integers).
 
 Each case is one op in a .tflite built by host_sim/oracle/tflm.py, converted by the importer;
 TFLM's outputs on random inputs over the whole range are the reference. All cases of a file run
@@ -10,6 +11,7 @@ in one interpreter process (one boot on the emulated boards)."""
 
 from __future__ import annotations
 
+import json
 from functools import cache
 
 import numpy as np
@@ -17,10 +19,12 @@ import numpy as np
 from converter.tflite_import import import_tflite
 from converter.writer import serialize
 from host_sim.device import invoke_models
+from host_sim.interpreters import run
 from host_sim.oracle import tflm
 
 from .test_int16 import Diff, _x16
 from .test_new_ops import _tflm_slice_shape
+from .test_new_ops_more import DEQUANTIZE_SCRIPT
 
 ACTS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
@@ -246,3 +250,33 @@ def test_cases_reach_saturation_and_clamps():
     sat = [bool(np.isin(np.asarray(r[0][0]), (-128, 127, -32768, 32767)).any())
            for c, r in zip(cases, refs) if c.what.startswith("QUANTIZE")]
     assert any(sat) and not all(sat)
+
+
+@cache
+def dequantize16_cases() -> tuple[dict, list[np.ndarray]]:
+    """DEQUANTIZE int16 -> float32: scales over 1e-7..100, x = the extremes, 0, +-1 and random
+    values (float32 rounding ties included: |x| * significand often has > 24 bits)."""
+    rnd = np.random.default_rng(1615)
+    files, wants = {}, []
+    for k in range(6):
+        scale = float(np.float32(np.exp(rnd.uniform(np.log(1e-7), np.log(100.0)))))
+        x = np.concatenate([[-32768, 32767, 0, 1, -1], rnd.integers(-32768, 32768, 507)])
+        x = x.astype(np.int16).reshape((2, 256) if k % 2 else (512,))
+        T = tflm.TTensor
+        tfl = tflm.build_tflite([T("x", x.shape, "int16", scale, 0), T("y", x.shape, "float32")],
+                                [tflm.TOp("DEQUANTIZE", [0], [1])], [0], [1])
+        wants.append(tflm.run_tflm(tfl, [x])[0].ravel())
+        files[f"m{k}.trt"] = serialize(import_tflite(tfl))
+        files[f"x{k}.json"] = str(x.ravel().tolist())
+    return files, wants
+
+
+def test_dequantize16_matches_tflm(interpreter):
+    files, wants = dequantize16_cases()
+    r = run(DEQUANTIZE_SCRIPT.replace("N", str(len(wants))), interpreter, files=files)
+    lines = r.stdout.strip().split("\n")
+    assert len(lines) == len(wants), r.stdout[-2000:] + r.stderr[-2000:]
+    for line, want in zip(lines, wants):
+        raw = json.loads(line)[0]
+        got = np.array(raw, np.int64).astype(np.uint8).view("<i4")
+        np.testing.assert_array_equal(got, want.view("<i4"), err_msg=interpreter)

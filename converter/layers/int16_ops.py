@@ -18,6 +18,8 @@ SOFTMAX int16  (kernel softmax16.py)
   inputs [x int16, table int32 (3 + 2 * 513)]  outputs [y int16, scale 1/32768, zero point 0];
   the multiplier row of float(s_x * beta) / (10 / 65535) and TFLM's gen_lut tables of exp
   over [-10, 0] and 1 / (1 + x) over [0, 1], in float32 as TFLM computes them.
+DEQUANTIZE int16 -> float32  (kernel dequantize16.py)
+  inputs [x int16, table int32 (2,): (ms, es), float32 scale = ms * 2^es]  outputs [y float32]
 RESHAPE int16 uses layers/shape.reshape (the output keeps x's dtype; kernel reshape16.py).
 """
 
@@ -182,4 +184,18 @@ def softmax_16(g: Graph, x: int, beta: float = 1.0, name: str = "softmax") -> in
     ti = g.add_const(name + "/tables", table.astype(np.int32), "int32")
     y = g.add_activation(name + "/out", xt.shape, 1.0 / 32768, 0, "int16")
     g.add_op(opcodes.SOFTMAX, [x, ti], [y], [])
+    return y
+
+
+def dequantize_16(g: Graph, x: int, name: str = "dequantize") -> int:
+    """TFLM's int16 DEQUANTIZE: float32(double(scale) * x), computed on the board from the
+    scale's 24-bit significand and exponent (every |x| * scale must be a normal float32)."""
+    xt = _check_int16_input(g, x, name)
+    frac, exp = math.frexp(float(np.float32(xt.scale)))  # scale = frac * 2^exp, frac in [.5, 1)
+    ms, es = int(frac * (1 << 24)), exp - 24
+    if es + 23 + 127 < 1 or es + 39 + 127 > 254:
+        raise ValueError(f"{name}: scale {xt.scale}: x * scale leaves float32's normal range")
+    ti = g.add_const(name + "/scale", np.array([ms, es], np.int32), "int32")
+    y = g.add_activation(name + "/out", xt.shape, 1.0, 0, "float32")
+    g.add_op(opcodes.DEQUANTIZE, [x, ti], [y], [])
     return y

@@ -94,7 +94,7 @@ def data_movement(g: Graph, opcode: int, xs: list[int], results: list[np.ndarray
     for x in xs:  # int16 (16x8 models): kernels/copy16.py moves the byte pairs
         if g.tensors[x].dtype not in ("int8", "int16") or g.tensors[x].dtype != x0.dtype:
             raise ValueError(f"{name}: input {g.tensors[x].name!r} is {g.tensors[x].dtype}, "
-                             f"expected int8 (or int16 throughout)")
+                             "expected int8 (or int16 throughout)")
     quant = quant or [(x0.scale, x0.zero_point)] * len(results)
     ins = index_arrays(g, xs)
     params = move_params(ins, results)

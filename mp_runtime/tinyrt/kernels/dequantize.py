@@ -43,4 +43,8 @@ class Dequantize:
 
 
 def prepare(model, op):
+    if model.tensors[op.inputs[0]].dtype == "int16":  # 16x8 mode: its own module
+        from .dequantize16 import prepare as prepare_16
+
+        return prepare_16(model, op)
     return Dequantize(model, op)
