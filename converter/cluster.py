@@ -159,7 +159,9 @@ def cluster_graph(g: Graph, bits: int, min_weights: int | None = None
     sizes = []
     for op in g.ops:
         w = g.tensors[op.inputs[1]] if op.opcode in _CLUSTERED else None
-        if w is None or not w.is_const or w.dtype != "int8" or not _worth(w, bits, min_weights):
+        # a layer with wide-bias channels (inputs 4, 5: kernels/wide_channels.py) stays int8
+        if (w is None or len(op.inputs) > 4 or not w.is_const or w.dtype != "int8"
+                or not _worth(w, bits, min_weights)):
             out.ops.append(op)
             continue
         codebook = kmeans_1d(w.data, bits)
