@@ -191,8 +191,8 @@ class Lstm:
             from .lstm_viper import weight_sums
 
             mv = memoryview(wsum)
-            weight_sums(w_in.data, 4 * n_s, n_in, mv[: 4 * n_s])
-            weight_sums(w_rec.data, 4 * n_s, n_s, mv[4 * n_s :])
+            weight_sums(w_in.data, 4 * n_s, n_in, mv[: 4 * n_s])  # type: ignore[arg-type]
+            weight_sums(w_rec.data, 4 * n_s, n_s, mv[4 * n_s :])  # type: ignore[arg-type]
 
     def eval(self):
         (x, w_in, w_rec, bias, wsum, gates, m_hi, m_lo, left, right, tab, h, c, y, n_in, n_s,
