@@ -27,14 +27,15 @@ except ImportError:  # CPython (the host simulator), or firmware without uctypes
 
 
 if uctypes is not None:
-    ARRAY, INT8, addressof = uctypes.ARRAY, uctypes.INT8, uctypes.addressof
+    # uctypes' own INT8 is a layout code: not fileformat's dtype INT8 that tensor_view tests
+    ARRAY, U_INT8, addressof = uctypes.ARRAY, uctypes.INT8, uctypes.addressof
 
     class Int8View(uctypes.struct):
         """n signed int8 values at a flash address: indexes like a memoryview of an
         array('b') (no slices), len() and iteration for tolist()/repr()."""
 
         def __init__(self, address, n):
-            super().__init__(address, (ARRAY | 0, INT8 | n))
+            super().__init__(address, (ARRAY | 0, U_INT8 | n))
             self.n = n
 
         def __len__(self):
