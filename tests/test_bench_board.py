@@ -13,8 +13,10 @@ from host_sim.runner import convert, op_macs
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 MAC_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
 # Model.invoke() runs the kernels in a Python loop: its own cost (the loop, the call, the
-# output lookup) is what the per-layer timings leave out; instructions per layer at most.
-INVOKE_GLUE = 2_000
+# output lookup) is what the per-layer timings leave out; instructions per layer at most
+# (digits CNN on m0: ~1,460 per layer before the clamp-bound and wide-bias kernels, ~2,600
+# after: the invoke loop is unchanged, the call into the bigger kernel objects is not).
+INVOKE_GLUE = 3_000
 
 
 def _board_ready() -> None:

@@ -68,14 +68,14 @@ except tinyrt.ArenaError as e:
 def test_arena_larger_than_heap_is_refused(interpreter):
     if interpreter == "cpython":
         return  # no heap to exceed; covered by the absurd-arena case in test_bad_input
-    # 960 KB of weights (2 x 480 KB layers); 352 KB on the emulated boards, whose ROMFS holds
-    # 512 KB on m0 with the runtime: in place, the kernels' tables of 11,000 channels (16 B
-    # each, and the arena) do not fit the ~190 KB heap
-    hidden = 11000 if interpreter in EMULATED else 30000
+    # 960 KB of weights (2 x 480 KB layers); 320 KB on the emulated boards, whose ROMFS holds
+    # 512 KB on m0 with the runtime (~190 KB of .mpy): in place, the kernels' tables of 10,000
+    # channels (20 B each, and the arena) do not fit the ~190 KB heap
+    hidden = 10000 if interpreter in EMULATED else 30000
     big = deep_mlp([16, hidden, 16])
     out = run(ARENA_PROBE, interpreter, heap=256 * 1024, files={"big.trt": big}).stdout
     if interpreter in EMULATED:  # on ROMFS the file is used in place: the kernels' tables of
-        assert out.startswith("ArenaError: "), out  # its 12,000 channels do not fit
+        assert out.startswith("ArenaError: "), out  # its 10,016 channels do not fit
     else:
         assert out.startswith("ArenaError: model file 'big.trt' needs "), out
     assert "free" in out

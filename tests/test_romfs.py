@@ -76,11 +76,17 @@ for name, xs in json.loads(open("cases.json").read()):
 """
 
 
-def _cases() -> tuple[dict, list, dict]:
+# kws whole on m3: its armv7m twins' tables (8 words per channel, pair rows) take the file,
+# arena, padded image and tables to ~150 KB at load's peak, and on m3's 192 KB heap, split by
+# the script's own data, the softmax table's 2 KB block no longer finds room. m0 runs it.
+WHOLE_KWS_FITS = ("cpython", "unix", "wasm", "m0")
+
+
+def _cases(with_kws: bool = True) -> tuple[dict, list, dict]:
     rng = np.random.default_rng(15)
     models = {}
     kws = SHARED_MODELS / "kws_ref_model.tflite"
-    if kws.exists():  # first, while a board's heap is in one piece
+    if kws.exists() and with_kws:  # first, while a board's heap is in one piece
         from converter.tflite_import import import_tflite
 
         models["kws.trt"] = writer.serialize(import_tflite(kws.read_bytes()))
@@ -104,7 +110,7 @@ def _cases() -> tuple[dict, list, dict]:
 
 
 def test_romfs_in_place_on_boards_else_fallback(interpreter):
-    files, cases, host = _cases()
+    files, cases, host = _cases(interpreter in WHOLE_KWS_FITS)
     out = run(SCRIPT, interpreter, files=files, heap=8 << 20).stdout
     lines = [json.loads(s[5:]) for s in out.splitlines() if s.startswith("CASE ")]
     assert [c[0] for c in lines] == [c[0] for c in cases]

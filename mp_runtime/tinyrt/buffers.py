@@ -35,6 +35,18 @@ def int8_buffer(n, zero=True):
     return buf
 
 
+def int32_zeros(n):
+    """An array('i') of n zeros from a single allocation. array('i', [0] * n) first builds an
+    n-item list: garbage of the same size as the table, left as a hole between the tables a
+    model keeps (on a 190 KB heap such holes split the free space that later layers need)."""
+    if not _MICROPYTHON:
+        return array("i", bytes(4 * n))
+    a = array("i", range(n))  # sized from len(range), filled in C: no temporary
+    for i in range(n):
+        a[i] = 0
+    return a
+
+
 try:
     from time import ticks_diff, ticks_us
 except ImportError:  # CPython (the host simulator); boards have ticks_us

@@ -186,9 +186,7 @@ def _load_file(path, stream):
     # The tables first (validated, and the kernel modules imported) so that the big buffers
     # are sized against what is really left, and a failed whole-file attempt leaves no
     # imported module in the middle of the heap.
-    tables = _allocate(lay.tables, "tables of model file %r" % path)
-    _read_into(path, tables)
-    mf = read_model(tables, lay.size)
+    mf = read_model(_read_tables(path, lay), lay.size)  # mf.buf: the only reference to them
     if _COLLECT:
         gc.collect()  # validation's garbage, before the kernel modules are imported
     _import_kernels(mf)
@@ -204,8 +202,17 @@ def _load_file(path, stream):
         except (ArenaError, MemoryError):
             if not auto:
                 raise
-            mf.buf = tables  # the estimate was short: stream after all
+            # the estimate was short: stream after all, the tables read again (the whole
+            # file's buffer, which held them during prepare, is garbage now)
+            mf.buf = None
+            mf.buf = _read_tables(path, lay)
     return Model(mf, open(path, "rb"), path)
+
+
+def _read_tables(path, lay):
+    tables = _allocate(lay.tables, "tables of model file %r" % path)
+    _read_into(path, tables)
+    return tables
 
 
 def _load_whole(path, lay, mf):

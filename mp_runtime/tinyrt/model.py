@@ -166,6 +166,11 @@ class Model:
                 k = StreamedKernel(self.stream, reads, k)
             self.kernels.append(k)
         self.shared_tables = None  # tables the kernels share (kernels.common.shared)
+        # The kernels hold the views they need; a Tensor object per intermediate tensor
+        # (~200 B on a board each, 45 for kws) is dropped: only inputs, outputs and state stay.
+        for i, t in enumerate(self.tensors):
+            if not (i in inputs or i in outputs or t in self.variables):
+                self.tensors[i] = None
         self.reset()
 
     def reset(self):
@@ -285,9 +290,8 @@ class Model:
             for t in op.inputs:
                 if t != NO_TENSOR and mf.tensors[t].storage != ARENA:
                     w += mf.tensors[t].nbytes
-            out = self.tensors[op.outputs[0]]
             print("  %2d  %-18s %-18s %9d %6d B  %s" % (
-                i, opcodes.name(op.opcode), out.shape, self.macs(i), w,
+                i, opcodes.name(op.opcode), mf.tensors[op.outputs[0]].shape, self.macs(i), w,
                 getattr(self.kernels[i], "impl", "reference")))
         if self.work is not None:
             print("  kernels' working memory: %d B, shared by the layers" % len(self.work))
@@ -296,14 +300,14 @@ class Model:
         for name in fallback:
             print("  note: %s runs slower than it could: %s" % (name, fallback[name]))
         print("  arena map (offset..end  tensor):")
-        for t in self.tensors:
-            rec = mf.tensors[t.index]
+        for i in range(mf.n_tensors):
+            rec = mf.tensors[i]
             if rec.storage == ARENA:
-                name = t.name
+                name = rec.name
                 if len(name) > _NAME_WIDTH:  # keep the end: converters put the op there
                     name = "..." + name[len(name) - _NAME_WIDTH + 3 :]
                 print("    %6d..%-6d %s %s%s" % (rec.offset, rec.offset + rec.nbytes, name,
-                                                 t.shape, " state: kept across invoke(), "
+                                                 rec.shape, " state: kept across invoke(), "
                                                  "reset()" if rec.flags & VARIABLE else ""))
 
     def profile(self, runs=1):

@@ -29,12 +29,12 @@
 # armv6m, and the module must compile there too): each is emitted with data(2, ...), its
 # assembly text beside it (encodings from an assembler for thumbv7m).
 import micropython
-from array import array
 
 from micropython import const
 
 from .fully_connected_asm import address_of, wrap32
 from .requant_bounds import clamp_bounds
+from ..buffers import int32_zeros
 
 # params block (array('i')), byte offsets; _X, _Y and _ROWS sit where int8_rows has them
 # (fully_connected_asm.P_X, P_Y, P_ROWS: kernels.conv_asm sets them between calls)
@@ -343,7 +343,7 @@ class Pairs:
 
     def __init__(self, x, x_step, w, k, n_out, bias, x_zp, m_hi, m_lo, left, right, y, rows,
                  y_zp, act_min, act_max):
-        rec = array("i", [0] * (8 * n_out))
+        rec = int32_zeros(8 * n_out)
         for o in range(n_out):
             s = 0
             for i in range(o * k, (o + 1) * k):
@@ -351,7 +351,7 @@ class Pairs:
             record(rec, o, wrap32(bias[o] - x_zp * s), m_hi[o], m_lo[o], left[o], right[o],
                    y_zp, act_min, act_max)
         ntri = (n_out + 2) // 3
-        tri = array("i", [0] * (4 * ntri))
+        tri = int32_zeros(4 * ntri)
         wa = address_of(w)
         for t in range(ntri):
             o = 3 * t
@@ -359,7 +359,7 @@ class Pairs:
             for j in range(3):  # a missing channel repeats the last one (not stored)
                 tri[4 * t + 1 + j] = wa + k * (o + j if o + j < n_out else n_out - 1)
         xs = bytearray(4 * k)
-        p = array("i", [0] * N_PARAMS)
+        p = int32_zeros(N_PARAMS)
         p[_X >> 2] = address_of(x)
         p[_XSTEP >> 2] = x_step
         p[_TRI >> 2] = address_of(tri)

@@ -27,6 +27,7 @@ from ..errors import ModelError
 from ..fast import chosen, select
 from ..fileformat import INT8, INT32, PACKED
 from .common import int32_values, tensor
+from ..buffers import int32_zeros
 
 # fast twins, imported by load() before it allocates the big buffers (tinyrt.fast.preload)
 TWINS = ("bconv_viper",)
@@ -60,7 +61,7 @@ class OutputTransform:
             if len(v) != cout:
                 raise ModelError("thresholds tensor %d has %d values for %d channels"
                                  % (t.index, len(v), cout))
-            thr = array("i", [0] * cout)
+            thr = int32_zeros(cout)
             for c in range(cout):  # clamp to [-1, a_max]: same bits, and small ints in eval
                 thr[c] = -1 if v[c] < -1 else (a_max if v[c] > a_max else v[c])
             self.thr = thr
@@ -80,10 +81,10 @@ class OutputTransform:
                 big = big or v > 32767
             self.steps = array("i" if big else "h", steps)
             self.steps_wide = 1 if big else 0  # (the viper twin reads int16 or int32 steps)
-            self.start = array("i", [0] * cout)
-            self.count = array("i", [0] * cout)
-            self.base = array("i", [0] * cout)
-            self.dir = array("i", [0] * cout)
+            self.start = int32_zeros(cout)
+            self.count = int32_zeros(cout)
+            self.base = int32_zeros(cout)
+            self.dir = int32_zeros(cout)
             for c in range(cout):
                 st, n, base, d = rows[4 * c], rows[4 * c + 1], rows[4 * c + 2], rows[4 * c + 3]
                 if st < 0 or n < 0 or st + n > len(steps) or d not in (-1, 1) or n > 255:
@@ -243,10 +244,10 @@ class BConv2D:
         wb = row_bytes(cin)
         self.ot = OutputTransform(model, op, p[9], cout, a_max, y, 2)
         self.scratch = int8_buffer(taps * wb) if taps > 1 else None
-        self.pads = array("i", [0] * taps)
+        self.pads = int32_zeros(taps)
         self.wpop = None
         if zero_pad:
-            self.wpop = array("i", [0] * (cout * taps))
+            self.wpop = int32_zeros(cout * taps)
             for k in range(cout * taps):
                 self.wpop[k] = popcount(w.data, k * wb, wb)
         self.args = (x.data, w.data, y.data, self.scratch, self.pads, self.wpop, x.shape[0],

@@ -12,10 +12,10 @@
 # exactly as the reference does it. Packed rows are whole 32-bit words; the asm loop needs x
 # and w 4-byte aligned (the M0 faults on an unaligned ldr): prepare() returns None otherwise.
 import micropython
-from array import array
 
 from ..bitpack import BIT
 from .bxor_popcount_asm import N_PARAMS, xor_popcount_rows
+from ..buffers import int32_zeros
 
 
 @micropython.asm_thumb
@@ -36,8 +36,8 @@ class BFullyConnectedAsm:
         self.ot = ot
         self.xa = xa
         self.wa = wa
-        self.acc = array("i", [0] * n_out)
-        self.p = array("i", [0] * N_PARAMS)
+        self.acc = int32_zeros(n_out)
+        self.p = int32_zeros(N_PARAMS)
         self.acca = address_of(self.acc)
 
     def bconv2d(self, x, w, y, scratch, pads, wpop, batches, in_h, in_w, wb, out_h, out_w,

@@ -13,9 +13,9 @@
 # ((v >> 4) & 0x0F0F0F0F), <= 16) and summed by one multiply: (v * 0x01010101) >> 24 (<= 64).
 # Four words (128 binary MACs) per loop iteration: 62 instructions, 0.484 per binary MAC.
 import micropython
-from array import array
 
 from micropython import const
+from ..buffers import int32_zeros
 
 _SRC = const(0)  # params block (array('i')), byte offsets: address of the source row
 _WCUR = const(4)  # address of the next weight row (rows consecutive)
@@ -186,7 +186,7 @@ def xor_popcount(src, w, words, rows, acc, p=None):
     """acc[c] = popcount(src XOR row c of w) for rows rows of `words` words (src, w: packed
     int8 buffers, 4-byte aligned; acc: array('i') of rows). p: a params block to reuse."""
     if p is None:
-        p = array("i", [0] * N_PARAMS)
+        p = int32_zeros(N_PARAMS)
     p[0] = address_of_words(src)
     p[1] = address_of_words(w)
     p[2] = words

@@ -5,10 +5,10 @@
 # TFLM copies raw int8 values and its Prepare rejects inputs whose scale or zero point differ
 # from the output's (an int8 restriction of TFLite); so does this kernel. The converter
 # requantizes such inputs with QUANTIZE ops first, as the TFLite converter does.
-from array import array
 
 from ..errors import ModelError
 from .common import tensor
+from ..buffers import int32_zeros
 
 
 def concatenation(xs, chunks, y, outer):
@@ -41,7 +41,7 @@ class Concatenation:
         for d in y.shape[:axis]:
             outer *= d
         xs = []
-        chunks = array("i", [0] * len(op.inputs))
+        chunks = int32_zeros(len(op.inputs))
         total = 0
         for j in range(len(op.inputs)):
             x = tensor(model, op, j, "input %d" % j)

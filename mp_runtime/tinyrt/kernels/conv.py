@@ -19,7 +19,6 @@
 # (x offset, w offset, number of runs, run length). With dilation_w == 1 the valid taps of a
 # filter row are one contiguous run of n_fx * C values in both x and w; otherwise n_fx runs
 # of C values, dilation_w * C apart in x and C apart in w.
-from array import array
 
 from ..errors import ModelError
 from ..fast import chosen, may_repack, select
@@ -27,6 +26,7 @@ from ..fileformat import INT32
 from ..requant import multiply_by_quantized_multiplier
 from .common import check_activation, drop_reference_tables, int32_values, requant_table, \
     shared, tensor
+from ..buffers import int32_zeros
 
 # fast twins, imported by load() before it allocates the big buffers (tinyrt.fast.preload)
 TWINS = ("conv_viper", "conv_asm")
@@ -38,7 +38,7 @@ def axis_windows(n_out, n_in, k, stride, dilation, pad):
     """Valid taps along one spatial axis: array('i') of n_out triples (first valid input
     index, first valid tap, number of valid taps); output o reads input
     o*stride - pad + tap*dilation, and a tap is valid when that index is in [0, n_in)."""
-    t = array("i", [0] * (3 * n_out))
+    t = int32_zeros(3 * n_out)
     for o in range(n_out):
         i0 = o * stride - pad
         lo = 0 if i0 >= 0 else (dilation - 1 - i0) // dilation
@@ -121,7 +121,7 @@ def conv2d(x, w, bias, y, batches, x_batch, rows, cols, out_c, w_oc, x_fy, w_fy,
 def _cols(ow, wd, kw, sw, dw, pl, c):
     """Per output column: x offset, w offset, number of runs, run length (see above)."""
     rx = axis_windows(ow, wd, kw, sw, dw, pl)
-    cols = array("i", [0] * (4 * ow))
+    cols = int32_zeros(4 * ow)
     for k in range(ow):
         cols[4 * k] = rx[3 * k] * c
         cols[4 * k + 1] = rx[3 * k + 1] * c
@@ -154,7 +154,7 @@ class Conv2D:
             raise ModelError("CONV_2D bias has %d values, expected %d" % (b.size, out_c))
         n, h, wd = x.shape[0], x.shape[1], x.shape[2]
         ry = axis_windows(oh, h, kh, sh, dh, pt)
-        rows = array("i", [0] * (3 * oh))
+        rows = int32_zeros(3 * oh)
         for r in range(oh):
             rows[3 * r] = ry[3 * r] * wd * c
             rows[3 * r + 1] = ry[3 * r + 1] * kw * c
@@ -162,7 +162,7 @@ class Conv2D:
         cols = shared(model, ("cols", ow, wd, kw, sw, dw, pl, c), _cols, ow, wd, kw, sw, dw,
                       pl, c)
         bias = shared(model, ("b", b.index), int32_values, model, b) if b else \
-            array("i", [0] * out_c)
+            int32_zeros(out_c)
         self.args = (x.data, w.data, bias, y.data, n, h * wd * c, rows, cols, out_c,
                      kh * kw * c, dh * wd * c, kw * c, dw * c, c, x.zero_point, y.zero_point)
         self.q = shared(model, ("q", q.index, out_c), requant_table, model, q, out_c)

@@ -13,13 +13,13 @@
 # Bounds: |x * w| <= 32768 * 128 = 2^22; the accumulator is hi * 2^15 + lo, lo carried into hi
 # after every run of at most 255 products (|lo| < 2^15 + 255 * 2^22 < 2^30); |hi| < 2^29 as
 # the converter bounds |bias| < 2^43 and KH*KW*C < 2^21 (requant16).
-from array import array
 
 from ..errors import ModelError
 from ..fileformat import INT16, INT32
 from ..requant16 import multiply_by_quantized_multiplier_64
 from .common import int32_values, tensor
 from .conv import N_PARAMS, axis_windows, spatial_params
+from ..buffers import int32_zeros
 
 CHUNK = 255  # products summed into lo before its carry goes into hi
 
@@ -32,10 +32,10 @@ def bias_and_requant(model, what, b, q, channels):
     if len(v) != 2 * rows or rows not in (1, channels):
         raise ModelError("%s requantization table %d has %d values, expected 2 or %d"
                          % (what, q.index, len(v), 2 * channels))
-    rm = array("i", [0] * channels)
-    ts = array("i", [0] * channels)
-    b_hi = array("i", [0] * channels)
-    b_lo = array("i", [0] * channels)
+    rm = int32_zeros(channels)
+    ts = int32_zeros(channels)
+    b_hi = int32_zeros(channels)
+    b_lo = int32_zeros(channels)
     if b is not None:
         bv = int32_values(model, b)
         if len(bv) != 2 * channels:
@@ -137,12 +137,12 @@ class Conv2D16x8:
         n, h, wd = x.shape[0], x.shape[1], x.shape[2]
         ry = axis_windows(oh, h, kh, sh, dh, pt)
         rx = axis_windows(ow, wd, kw, sw, dw, pl)
-        rows = array("i", [0] * (3 * oh))
+        rows = int32_zeros(3 * oh)
         for r in range(oh):
             rows[3 * r] = ry[3 * r] * wd * c
             rows[3 * r + 1] = ry[3 * r + 1] * kw * c
             rows[3 * r + 2] = ry[3 * r + 2]
-        cols = array("i", [0] * (4 * ow))
+        cols = int32_zeros(4 * ow)
         for k in range(ow):
             cols[4 * k] = rx[3 * k] * c
             cols[4 * k + 1] = rx[3 * k + 1] * c

@@ -9,11 +9,11 @@
 # scratch row, and int8_rows multiplies those rows by every filter (K = KH*KW*C contiguous
 # weights per output channel) and requantizes: two asm calls per output row.
 import micropython
-from array import array
 
 from micropython import const
 
 from .fully_connected_asm import P_ROWS, P_Y, address_of, rows
+from ..buffers import int32_zeros
 
 # im2col_row params block (array('i')), byte offsets
 _X0 = const(0)  # address of the batch's input image
@@ -140,19 +140,19 @@ class Conv2DAsm:
         self.chunk = chunk
         self.k = k
         self.scratch = bytearray(self.nrow * chunk * k)
-        rowtab = array("i", [0] * (oh * kh))
+        rowtab = int32_zeros(oh * kh)
         for oy in range(oh):
             for fy in range(kh):
                 iy = oy * sh - pt + fy * dh
                 rowtab[oy * kh + fy] = iy * wd * c if 0 <= iy < h else -1
-        coltab = array("i", [0] * (ow * kw))
+        coltab = int32_zeros(ow * kw)
         for ox in range(ow):
             for fx in range(kw):
                 ix = ox * sw - pl + fx * dw
                 coltab[ox * kw + fx] = ix * c if 0 <= ix < wd else -1
         self.rowtab = rowtab
         self.coltab = coltab
-        self.pg = array("i", [0] * N_GATHER)
+        self.pg = int32_zeros(N_GATHER)
         pg = self.pg
         pg[3] = chunk
         pg[4] = kh

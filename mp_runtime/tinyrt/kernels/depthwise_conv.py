@@ -16,7 +16,6 @@
 # As in conv.py the valid taps of each output row and column are tabulated at prepare: per
 # output row (x offset of the first valid input row, w offset of the first valid filter row,
 # n_fy), per output column (x offset, w offset, n_fx); eval tests no bound.
-from array import array
 
 from ..errors import ModelError
 from ..fast import asm_active, chosen, select
@@ -24,6 +23,7 @@ from ..fileformat import INT32
 from ..requant import multiply_by_quantized_multiplier
 from .common import drop_reference_tables, int32_values, requant_table, shared, tensor
 from .conv import axis_windows, spatial_params
+from ..buffers import int32_zeros
 
 # fast twins, imported by load() before it allocates the big buffers (tinyrt.fast.preload)
 TWINS = ("depthwise_conv_viper", "depthwise_conv_asm")
@@ -111,7 +111,7 @@ class DepthwiseConv2D:
             cols[k] *= c
             cols[k + 1] *= out_c
         bias = shared(model, ("b", b.index), int32_values, model, b) if b else \
-            array("i", [0] * out_c)
+            int32_zeros(out_c)
         self.args = (x.data, w.data, bias, y.data, n, h * wd * c, rows, cols, c, dm,
                      dh * wd * c, kw * out_c, dw * c, out_c, x.zero_point, y.zero_point)
         self.q = shared(model, ("q", q.index, out_c), requant_table, model, q, out_c)

@@ -34,6 +34,7 @@ from ..fast import arch
 from .depthwise_conv import padded_bytes as work_bytes
 from .fully_connected_asm import address_of, wrap32
 from .requant_bounds import clamp_bounds
+from ..buffers import int32_zeros
 
 # dw_rows params block (array('i')), byte offsets
 _P = const(0)  # address of the padded image
@@ -604,10 +605,10 @@ class DepthwiseConv2DAsm:
         self.fill = (address_of(work), nbytes >> 2, x_zp if v7 else x_zp ^ 0x80)
         taps = kh * kw
         ngrp = (oc + 3) // 4
-        grp = array("i", [0] * (4 * ngrp))
+        grp = int32_zeros(4 * ngrp)
         for s in range(oc):
             grp[s] = s // dm
-        rec = array("i", [0] * (20 * ngrp * taps // 4))
+        rec = int32_zeros(20 * ngrp * taps // 4)
         i = 0
         for g in range(ngrp):
             for fy in range(kh):
@@ -621,7 +622,7 @@ class DepthwiseConv2DAsm:
         if v7:
             from .armv7m_depthwise_asm import N_PARAMS as n_params, P_MODE, dw_rows7
             from .armv7m_rows_asm import record
-        req = array("i", [0] * ((8 if v7 else 7) * oc))
+        req = int32_zeros((8 if v7 else 7) * oc)
         for o in range(oc):
             s = 0
             for t in range(taps):
@@ -639,7 +640,7 @@ class DepthwiseConv2DAsm:
                                                           y_zp, act_min, act_max)
         self.grp, self.rec, self.req = grp, rec, req
         self.run = dw_rows7 if v7 else dw_rows
-        p = array("i", [0] * (n_params if v7 else N_PARAMS))
+        p = int32_zeros(n_params if v7 else N_PARAMS)
         p[_P >> 2] = address_of(self.pad)
         p[_ROWSTEP >> 2] = sh * row_b
         p[_COLSTEP >> 2] = sw * c
@@ -662,7 +663,7 @@ class DepthwiseConv2DAsm:
         # the input rows and columns that land inside the padded image
         nr = h if h < hp - pt else hp - pt
         nc = wd if wd < wp - pl else wp - pl
-        cp = array("i", [0] * N_COPY)
+        cp = int32_zeros(N_COPY)
         cp[C_SSTEP] = wd * c
         cp[C_DST] = address_of(self.pad) + (pt * wp + pl) * c
         cp[C_DSTEP] = row_b

@@ -5,7 +5,6 @@
 #   params:  act_min, act_max
 # Bounds: |x - zx| <= 255, |w| <= 128, so |acc| <= |bias| + 32640 * n_in; the converter
 # checks that this stays below 2^30 >> left_shift.
-from array import array
 
 from ..errors import ModelError
 from ..fast import chosen, may_repack, select
@@ -13,6 +12,7 @@ from ..fileformat import INT32
 from ..requant import multiply_by_quantized_multiplier
 from .common import check_activation, check_zero_points, drop_reference_tables, \
     int32_values, requant_table, tensor
+from ..buffers import int32_zeros
 
 # fast twins, imported by load() before it allocates the big buffers (tinyrt.fast.preload)
 TWINS = ("fully_connected_viper", "fully_connected_asm")
@@ -53,7 +53,7 @@ class FullyConnected:
         check_zero_points("FULLY_CONNECTED", (x, y))
         if x.size % n_in or y.size != x.size // n_in * n_out:
             raise ModelError("shapes x %r, w %r, y %r do not fit" % (x.shape, w.shape, y.shape))
-        self.args = (x.data, w.data, int32_values(model, b) if b else array("i", [0] * n_out),
+        self.args = (x.data, w.data, int32_values(model, b) if b else int32_zeros(n_out),
                      y.data, x.size // n_in, n_in, n_out, x.zero_point, y.zero_point)
         self.q = requant_table(model, q, n_out)
         self.act = op.params[0], op.params[1]

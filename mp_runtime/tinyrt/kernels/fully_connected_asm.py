@@ -26,12 +26,12 @@
 # The inline assembler lacks ldrb-register, hi-register add and cmp: they are emitted with
 # data(2, ...) (armv6m encodings, commented on each line).
 import micropython
-from array import array
 
 from micropython import const
 
 from ..fast import arch
 from .requant_bounds import clamp_bounds
+from ..buffers import int32_zeros
 
 # params block (array('i')), byte offsets
 _X = const(0)  # address of x row 0
@@ -723,11 +723,11 @@ class Rows:
 
     def __init__(self, x, x_step, w, k, n_out, bias, x_zp, m_hi, m_lo, left, right, y, rows,
                  y_zp, act_min, act_max, copy=True):
-        p = array("i", [0] * N_PARAMS)
+        p = int32_zeros(N_PARAMS)
         self.wq = self.xs = None
         if n_out % GROUP or not copy:
             self.run = int8_rows4
-            rec = array("i", [0] * (6 * n_out))
+            rec = int32_zeros(6 * n_out)
             for o in range(n_out):
                 s = 0
                 for i in range(o * k, (o + 1) * k):
@@ -742,7 +742,7 @@ class Rows:
         else:
             self.run = int8_rows
             wq = bytearray(n_out * k)
-            rec = array("i", [0] * (5 * n_out))
+            rec = int32_zeros(5 * n_out)
             for o in range(n_out):
                 base = (o // GROUP) * GROUP * k + o % GROUP
                 s = 0
