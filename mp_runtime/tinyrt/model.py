@@ -116,8 +116,8 @@ class Model:
         mf = self.file
         arena_mv = memoryview(self.arena)
         file_mv = memoryview(mf.buf)
-        self.tensors = []  # type: list[Tensor]
-        self.variables = []  # the tensors holding state across invoke()s (LSTM): reset()
+        self.tensors = []  # type: list[Tensor | None]
+        self.variables = []  # type: list[Tensor]  # state across invoke()s (LSTM): reset()
         inputs = mf.inputs
         outputs = mf.outputs
         for i, rec in enumerate(mf.tensors):
@@ -131,13 +131,14 @@ class Model:
                 start = mf.data_offset + rec.offset
                 data = file_mv[start : start + rec.nbytes]
             if i in outputs:
-                self.tensors.append(Output(i, rec, data, self))
+                t = Output(i, rec, data, self)  # type: Tensor
             elif i in inputs:
-                self.tensors.append(Input(i, rec, data, self))
+                t = Input(i, rec, data, self)
             else:
-                self.tensors.append(Tensor(i, rec, data))
+                t = Tensor(i, rec, data)
+            self.tensors.append(t)
             if rec.flags & VARIABLE:
-                self.variables.append(self.tensors[-1])
+                self.variables.append(t)
         self.ops = mf.ops
         self.kernels = []
         scratch = None
@@ -168,8 +169,8 @@ class Model:
         self.shared_tables = None  # tables the kernels share (kernels.common.shared)
         # The kernels hold the views they need; a Tensor object per intermediate tensor
         # (~200 B on a board each, 45 for kws) is dropped: only inputs, outputs and state stay.
-        for i, t in enumerate(self.tensors):
-            if not (i in inputs or i in outputs or t in self.variables):
+        for i in range(len(self.tensors)):
+            if not (i in inputs or i in outputs or self.tensors[i] in self.variables):
                 self.tensors[i] = None
         self.reset()
 
