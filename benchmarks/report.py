@@ -25,6 +25,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import estimates  # noqa: E402  (benchmarks/estimates.py, run as a script beside this one)
+
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 MODELS_DIR = ROOT.parent / "shared" / "models"
@@ -148,7 +151,8 @@ def write_report(data: dict, out: Path, plots: list[str]) -> None:
         "(../shared/emulator/tflm); mean instructions per invoke. Ratios below 1: tinyrt runs "
         "fewer instructions.",
         "- **RP2040 ms**: m0 instructions at one per cycle at 133 MHz (a lower bound: flash "
-        "wait states and bus stalls are not modelled).",
+        "wait states and bus stalls are not modelled); RP2350 and energy estimates in their "
+        "own section below.",
         "- **bit-exact**: tinyrt's outputs equal TFLM's (both builds) on every input.",
         "",
         "## Whole models",
@@ -166,6 +170,7 @@ def write_report(data: dict, out: Path, plots: list[str]) -> None:
                   *layer_table(data, PER_LAYER_MODEL), ""]
         if "kws_layers.png" in plots:
             lines += [f"![instructions per layer of {PER_LAYER_MODEL}](kws_layers.png)", ""]
+    lines += estimates.section(data, data.get("extra"))
     lines += ["What was tried to get here, and what each step gained: "
               "[optimization_log.md](optimization_log.md).", ""]
     out.write_text("\n".join(lines))
