@@ -264,6 +264,10 @@ def test_kws_model_asm_path_matches_tflm():
             fast.arch[0] = fast.native_arch()
         assert fast.chosen["conv2d"] == "asm" and fast.chosen["fully_connected"] == "asm"
         assert fast.chosen["depthwise_conv2d"] == "asm"
+        # the four depthwise layers' 12,096 B padded images planned into the arena, from
+        # 320 B past each layer's output on (tinyrt.buffers.plan_work): no shared buffer
+        assert len(mod.arena) == 8000 + 320 + 12096 and mod.work is None
+        assert sorted(mod.padded.values()) == [(8320, 12096)] * 4
         mod.input(0).set([int(v) for v in io["x"][0].reshape(-1)])
         mod.invoke()
         assert m.count > 1_000_000
@@ -377,6 +381,82 @@ def test_depthwise_conv_asm_bit_exact(case):
         k.depthwise_conv2d(*([None] * 22))
     note("geom %r: %d instructions" % (geom, m.count))
     assert list(got) == list(want)
+
+
+def run_in_one_arena(m, mod, case, order):
+    """The asm depthwise kernel (module `mod`) with its input, output and padded image in one
+    buffer as Model.work_view plans them: the image as low as depthwise_conv.padded_leads lets
+    it overlap both (order "xy": the input first, "yx": the output first). Twice, with the
+    arena rewritten between: every call must copy and write its border again. Returns the
+    outputs and the bytes the image overlapped (input, output)."""
+    from tinyrt.kernels.depthwise_conv import padded_leads
+
+    x, w, bias, geom, zx, zy, m_hi, m_lo, left, right, lo, hi = case
+    n, h, wd, c, dm, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow = geom
+    xs, ys = n * h * wd * c, n * oh * ow * c * dm
+    size = mod.work_bytes(h, wd, c, kh, kw, sh, sw, dh, dw, oh, ow)
+    x_lead, y_lead = padded_leads(*geom)
+    a = 0
+    xo = a if order == "xy" else (ys + 3) & ~3
+    yo = (xs + 3) & ~3 if order == "xy" else a
+    p = (max(xo + x_lead, yo + y_lead, 0) + 3) & ~3
+    arena = array("b", bytes(max(p + size, xo + xs, yo + ys)))
+    mv = memoryview(arena)
+    k = mod.prepare(mv[xo : xo + xs], w, bias, mv[yo : yo + ys], *geom, zx, zy, m_hi, m_lo,
+                    left, right, lo, hi, mv[p : p + size])
+    outs = []
+    for fill in (7, -9):
+        for i in range(len(arena)):
+            arena[i] = fill
+        mv[xo : xo + xs] = x
+        k.depthwise_conv2d(*([None] * 22))
+        outs.append(list(arena[yo : yo + ys]))
+    return outs, (max(0, min(xo + xs, p + size) - max(xo, p)),
+                  max(0, min(yo + ys, p + size) - max(yo, p)))
+
+
+@settings(max_examples=100, deadline=None)
+@given(depthwise_cases(), st.sampled_from(["xy", "yx"]))
+def test_depthwise_asm_padded_image_overlapping_input_and_output(case, order):
+    """The padded image planned into the arena (tinyrt.buffers.plan_work) over the layer's
+    dead input and its output: bit-exact with the reference."""
+    x, w, bias, geom, zx, zy, m_hi, m_lo, left, right, lo, hi = case
+    if geom[0] != 1:
+        return  # one batch: padded_leads forbids overlaps otherwise
+    want = array("b", [0] * (geom[13] * geom[14] * geom[3] * geom[4]))
+    reference_depthwise(x, w, bias, want, geom, zx, zy, (m_hi, m_lo, left, right), (lo, hi))
+    with cortexm.emulated_asm("m0") as m:
+        from tinyrt.kernels import depthwise_conv_asm
+
+        outs, overlap = run_in_one_arena(m, depthwise_conv_asm, case, order)
+    note("geom %r order %s: overlaps %r" % (geom, order, overlap))
+    assert outs == [list(want)] * 2
+
+
+def test_depthwise_padded_image_overlaps_on_kws_geometry():
+    """kws_ref_model's 25x5x64 3x3 layer (12,096 B image): input below the output (the
+    converter's plan), the image from the output's second row up; or the output below, the
+    image over the whole input and the output's last 512 B."""
+    from tinyrt.kernels.depthwise_conv import padded_leads
+
+    assert padded_leads(1, 25, 5, 64, 1, 3, 3, 1, 1, 1, 1, 1, 1, 25, 5) == (-(7 + 1) * 64, 320)
+    rng = np.random.default_rng(4)
+    geom = (1, 25, 5, 64, 1, 3, 3, 1, 1, 1, 1, 1, 1, 25, 5)
+    x = array("b", rng.integers(-128, 128, 8000).tolist())
+    w = array("b", rng.integers(-128, 128, 9 * 64).tolist())
+    bias = array("i", rng.integers(-5000, 5000, 64).tolist())
+    q = (array("i", [40000] * 64), array("i", [123] * 64), array("i", [0] * 64),
+         array("i", [9] * 64))
+    case = (x, w, bias, geom, -3, 2) + q + (-128, 127)
+    want = array("b", [0] * 8000)
+    reference_depthwise(x, w, bias, want, geom, -3, 2, q, (-128, 127))
+    for order in ("xy", "yx"):
+        with cortexm.emulated_asm("m0") as m:
+            from tinyrt.kernels import depthwise_conv_asm
+
+            outs, overlap = run_in_one_arena(m, depthwise_conv_asm, case, order)
+        assert outs == [list(want)] * 2, order
+        assert overlap == ((0, 8000 - 320) if order == "xy" else (8000, 512)), overlap
 
 
 def test_depthwise_instructions_per_mac():

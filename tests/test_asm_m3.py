@@ -134,6 +134,34 @@ def test_depthwise_m3_bit_exact(case, shape):
         assert list(got) == list(want), cpu
 
 
+@settings(max_examples=60, deadline=None)
+@given(depthwise_cases(), st.sampled_from(["xy", "yx"]))
+def test_depthwise_m3_padded_image_overlapping_input_and_output(case, order):
+    """dw_rows7 with the padded image over the layer's dead input and its output in one arena
+    (tinyrt.buffers.plan_work, depthwise_conv.padded_leads): bit-exact, calls repeated."""
+    from .test_asm import run_in_one_arena
+
+    x, w, bias, geom, zx, zy, m_hi, m_lo, left, right, lo, hi = case
+    n, h, wd, c, dm, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow = geom
+    c = 4 * ((c + 3) // 4)  # dw_rows7's layers: dm 1 and C % 4 == 0
+    oc = c
+    rnd = random.Random(len(x) + oc)
+    x = array("b", [rnd.randint(-128, 127) for _ in range(h * wd * c)])
+    w = array("b", [rnd.randint(-128, 127) for _ in range(kh * kw * oc)])
+    bias = array("i", [rnd.randint(-(1 << 16), 1 << 16) for _ in range(oc)])
+    q = [array("i", [v[i % len(v)] for i in range(oc)]) for v in (m_hi, m_lo, left, right)]
+    geom = (1, h, wd, c, 1, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow)
+    want = array("b", [0] * (oh * ow * oc))
+    reference_depthwise(x, w, bias, want, geom, zx, zy, tuple(q), (lo, hi))
+    with _Core("m3") as m:
+        from tinyrt.kernels import depthwise_conv_asm
+
+        outs, overlap = run_in_one_arena(m, depthwise_conv_asm, (x, w, bias, geom, zx, zy,
+                                                                 *q, lo, hi), order)
+    note("geom %r order %s: overlaps %r" % (geom, order, overlap))
+    assert outs == [list(want)] * 2
+
+
 def test_m0_keeps_armv6m_kernels():
     """On the M0's arch the armv6m kernels are chosen (and the Thumb-2 modules not even
     imported); the same layer on armv7m chooses the Thumb-2 ones."""

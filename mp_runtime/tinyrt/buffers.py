@@ -84,3 +84,91 @@ def allocate(n, what, hint="", zero=True):
         raise ArenaError("%s needs %d bytes, the heap could not supply them in one piece "
                          "(%d free, fragmented): load models first after a reset (Ctrl-D)%s"
                          % (what, n, free, hint))
+
+
+def plan_work(mf, asks):
+    """Where the kernels' working memory goes (the asm depthwise twin's padded images).
+    asks: per operator None or (bytes, x_lead, y_lead): the layer may overlap its input 0 (when
+    that dies there) from x_lead bytes past the input's offset on, and its output from y_lead
+    bytes past the output's offset on (None: not at all). Each image is placed in the arena at
+    the lowest offset whose bytes no other tensor alive during the layer holds; the arena grows
+    to the highest end, unless one shared buffer for the layers that do not fit the file's
+    arena costs less. Returns (arena bytes, {output tensor: (image offset in the arena, bytes)},
+    shared buffer bytes)."""
+    n_t = mf.n_tensors
+    n_ops = mf.n_ops
+    off = int32_zeros(n_t)
+    size = int32_zeros(n_t)  # 0: not in the arena
+    first = int32_zeros(n_t)
+    last = int32_zeros(n_t)
+    for t in range(n_t):
+        rec = mf.tensors[t]
+        if rec.storage == 0:  # fileformat.ARENA
+            off[t] = rec.offset
+            size[t] = rec.nbytes
+            first[t] = n_ops
+            if rec.flags & 2:  # fileformat.VARIABLE: kept across invoke()s
+                first[t] = -1
+                last[t] = n_ops
+    for t in mf.inputs:  # set before invoke() (the converter reuses its bytes after its
+        first[t] = -1  # last reader, as TFLM's planner)
+    for t in mf.outputs:
+        last[t] = n_ops
+    for i in range(n_ops):
+        op = mf.ops[i]
+        for ts in (op.inputs, op.outputs):
+            for t in ts:
+                if 0 <= t < n_t:
+                    if i < first[t]:
+                        first[t] = i
+                    if i > last[t]:
+                        last[t] = i
+    arena = mf.arena_bytes
+    spots = {}
+    end = arena  # the arena with every image in it
+    shared = 0  # the shared buffer for the images that do not fit the file's arena
+    for i in range(n_ops):
+        a = asks[i]
+        if a is None:
+            continue
+        op = mf.ops[i]
+        nbytes, x_lead, y_lead = a
+        x = op.inputs[0]
+        y = op.outputs[0]
+        best = -1
+        cands = [0, arena]
+        if x_lead is not None and last[x] == i:
+            cands.append(off[x] + x_lead)
+        if y_lead is not None:
+            cands.append(off[y] + y_lead)
+        for t in range(n_t):
+            if size[t] and first[t] <= i <= last[t]:
+                cands.append(off[t] + size[t])
+        for p in cands:
+            p = (p + 3) & ~3
+            if p < 0 or (best >= 0 and p >= best):
+                continue
+            ok = True
+            for t in range(n_t):
+                if not size[t] or first[t] > i or last[t] < i or p + nbytes <= off[t] \
+                        or off[t] + size[t] <= p:
+                    continue
+                if t == x and x_lead is not None and last[x] == i and p >= off[x] + x_lead:
+                    continue
+                if t == y and y_lead is not None and p >= off[y] + y_lead:
+                    continue
+                ok = False
+                break
+            if ok:
+                best = p
+        spots[y] = (best, nbytes)
+        if best + nbytes > end:
+            end = best + nbytes
+        if best + nbytes > arena and nbytes > shared:
+            shared = nbytes
+    if end - arena < shared:
+        return end, spots, 0
+    for y in list(spots):  # only those that fit the file's arena stay there
+        if spots[y][0] + spots[y][1] > arena:
+            del spots[y]
+    return arena, spots, shared

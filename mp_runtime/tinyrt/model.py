@@ -8,7 +8,7 @@ from . import opcodes
 from .errors import ArenaError, ModelError, TinyrtError, UnsupportedError
 from .fileformat import ARENA, NO_TENSOR, VARIABLE, read_metadata
 from .buffers import COLLECT as _COLLECT, allocate as _allocate, free_heap as _free_heap, \
-    ticks_diff, ticks_us
+    plan_work as _plan_work, ticks_diff, ticks_us
 from .tensor import FAILED, NO_RESULT, RESULT, Input, Output, Tensor
 
 
@@ -84,17 +84,24 @@ class Model:
 
     def _allocate_memory(self, kernels):
         mf = self.file
-        self.arena = _allocate(mf.arena_bytes, "arena", _ARENA_HINT)
         # Working memory of the kernels' fast twins (the asm depthwise kernel's padded image):
-        # one buffer for the largest layer's need, shared by all layers like the arena.
-        self.work = None
-        need = 0
+        # planned into the arena where the layer leaves room (tinyrt.buffers.plan_work), else
+        # one buffer for the largest layer's need, shared by the layers like the arena.
+        asks = None  # type: list[tuple | None] | None
         for i, op in enumerate(mf.ops):
             ask = getattr(kernels[i], "work_bytes", None)
-            if ask is not None:
-                n = ask(self, op)
-                if n > need:
-                    need = n
+            n = ask(self, op) if ask is not None else 0
+            if n:
+                if asks is None:
+                    asks = [None] * mf.n_ops
+                lead = getattr(kernels[i], "work_leads", None)
+                asks[i] = (n,) + (lead(self, op) if lead is not None else (None, None))
+        arena, self.padded, need = mf.arena_bytes, None, 0
+        if asks is not None:
+            arena, self.padded, need = _plan_work(mf, asks)
+            asks = None
+        self.arena = _allocate(arena, "arena", _ARENA_HINT)
+        self.work = None
         if need:
             self.work = _allocate(need, "kernels' working memory", _ARENA_HINT)
         self.scratch = None
@@ -183,6 +190,14 @@ class Model:
             v = t.zero_point if t.dtype == "int8" else 0
             for i in range(len(d)):
                 d[i] = v
+
+    def work_view(self, op):
+        """The working memory of `op`'s fast twin: its padded image's place in the arena, or
+        the buffer the layers share (None when there is none)."""
+        spot = self.padded.get(op.outputs[0]) if self.padded else None
+        if spot is None:
+            return self.work
+        return memoryview(self.arena)[spot[0] : spot[0] + spot[1]]
 
     def close(self):
         """Close the model file (streaming mode); the model cannot run after that (invoke()
@@ -294,6 +309,9 @@ class Model:
             print("  %2d  %-18s %-18s %9d %6d B  %s" % (
                 i, opcodes.name(op.opcode), mf.tensors[op.outputs[0]].shape, self.macs(i), w,
                 getattr(self.kernels[i], "impl", "reference")))
+        if self.padded:
+            print("  arena: %d B with %d depthwise padded images planned into it (file: %d B)"
+                  % (len(self.arena), len(self.padded), mf.arena_bytes))
         if self.work is not None:
             print("  kernels' working memory: %d B, shared by the layers" % len(self.work))
         from .fast import fallback

@@ -19,7 +19,7 @@
 
 from ..errors import ModelError
 from ..fast import asm_active, chosen, select
-from ..fileformat import INT32
+from ..fileformat import INT8, INT32
 from ..requant import multiply_by_quantized_multiplier
 from .common import drop_reference_tables, int32_values, requant_table, shared, tensor
 from .conv import axis_windows, spatial_params
@@ -120,7 +120,7 @@ class DepthwiseConv2D:
         self.fn = select("depthwise_conv_viper", "depthwise_conv2d", depthwise_conv2d,
                          (x.data, w.data, bias, y.data, n, h, wd, c, dm, kh, kw, sh, sw, dh,
                           dw, pt, pl, oh, ow, x.zero_point, y.zero_point, m_hi, m_lo, left,
-                          right, p[9], p[10], model.work))
+                          right, p[9], p[10], model.work_view(op)))
         self.impl = chosen["depthwise_conv2d"]
         if self.impl == "asm":
             drop_reference_tables(self, model)
@@ -149,20 +149,40 @@ def prepare(model, op):
     return DepthwiseConv2D(model, op)
 
 
-def work_bytes(model, op):
-    """Bytes of shared working memory this layer's asm twin needs (its padded input image),
-    0 where no asm twin runs; a malformed op asks for none (prepare() refuses it)."""
+def _geometry(model, op):
+    """(h, wd, c, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, n, dm) of an int8 layer an asm twin
+    may run, else None (a malformed op asks for no memory: prepare() refuses it)."""
     if (not asm_active() or len(op.params) != N_PARAMS or len(op.inputs) < 2
             or max(op.inputs[0], op.inputs[1]) >= len(model.file.tensors)):
-        return 0
-    x = model.file.tensors[op.inputs[0]].shape
+        return None
+    xt = model.file.tensors[op.inputs[0]]
+    x = xt.shape
     w = model.file.tensors[op.inputs[1]].shape
-    if len(x) != 4 or len(w) != 4:
-        return 0
+    if len(x) != 4 or len(w) != 4 or xt.dtype != INT8:
+        return None
     p = op.params
-    if min(p[0], p[1], p[2], p[3], p[6], p[7], w[1], w[2]) < 1:
+    if min(p[0], p[1], p[2], p[3], p[6], p[7], p[8], w[1], w[2]) < 1:
+        return None
+    return (x[1], x[2], x[3], w[1], w[2], p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], x[0],
+            p[8])
+
+
+def work_bytes(model, op):
+    """Bytes of working memory this layer's asm twin needs (its padded input image), 0 where
+    no asm twin runs."""
+    g = _geometry(model, op)
+    if g is None:
         return 0
-    return padded_bytes(x[1], x[2], x[3], w[1], w[2], p[0], p[1], p[2], p[3], p[6], p[7])
+    h, wd, c, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, n, dm = g
+    return padded_bytes(h, wd, c, kh, kw, sh, sw, dh, dw, oh, ow)
+
+
+def work_leads(model, op):
+    """(x_lead, y_lead) of padded_leads() for this layer (tinyrt.buffers.plan_work); the input
+    is not overwritten where the wide-bias fix-up reads it after the kernel."""
+    h, wd, c, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, n, dm = _geometry(model, op)
+    x_lead, y_lead = padded_leads(n, h, wd, c, dm, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow)
+    return (x_lead if len(op.inputs) <= 4 else None), y_lead
 
 
 def padded_bytes(h, wd, c, kh, kw, sh, sw, dh, dw, oh, ow):
@@ -171,3 +191,29 @@ def padded_bytes(h, wd, c, kh, kw, sh, sw, dh, dw, oh, ow):
     hp = (oh - 1) * sh + (kh - 1) * dh + 1
     wp = (ow - 1) * sw + (kw - 1) * dw + 1
     return (hp * wp * c + 3) & ~3
+
+
+def padded_leads(n, h, wd, c, dm, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
+    """How the asm twin's padded image at P may overlap the layer's input at X and output at
+    Y (one batch only): (x_lead, y_lead), bytes. P >= X + x_lead: every input byte is copied to
+    an address at or above its own, and the copy runs from the last byte down, so it reads
+    each byte before anything overwrites it. P >= Y + y_lead: output row oy (written after the
+    copy) ends at or below padded row oy * sh, the first one rows oy.. still read."""
+    if n != 1:
+        return None, None
+    hp = (oh - 1) * sh + (kh - 1) * dh + 1
+    wp = (ow - 1) * sw + (kw - 1) * dw + 1
+    nr = h if h < hp - pt else hp - pt  # input rows and columns copied (asm twin's prepare)
+    nc = wd if wd < wp - pl else wp - pl
+    x_lead = 0
+    if nr > 0 and nc > 0:  # P - X >= src - dst of each copied row's first byte
+        x_lead = -(pt * wp + pl) * c
+        last = (nr - 1) * wd * c - ((pt + nr - 1) * wp + pl) * c
+        if last > x_lead:
+            x_lead = last
+    row = ow * c * dm
+    y_lead = row
+    last = oh * row - (oh - 1) * sh * wp * c
+    if last > y_lead:
+        y_lead = last
+    return x_lead, y_lead

@@ -22,11 +22,12 @@
 # armv7m firmware runs kernels.armv7m_depthwise_asm's dw_rows7 instead (signed x, XOR 0)
 # where depth multiplier 1 and C % 4 == 0.
 # Channels past OC in the last group have weight 0 and are not stored.
-# The padded image lives in the model's shared working memory (Model.work, sized at load for
-# the largest depthwise layer): fill_words writes the border value over it again whenever
-# another layer used the buffer since this one last filled it (_owner).
+# The padded image lives where Model.work_view puts it: in the arena (tinyrt.buffers.plan_work:
+# it may overlap the layer's input and output, see depthwise_conv.padded_leads) or in the
+# working memory the layers share. Other layers overwrite it, so each call copies the input
+# from its last byte down (pad_copy) and then writes the border value around it (fill_runs:
+# the rows above, the gaps between the copied rows, the rows below).
 import micropython
-from array import array
 
 from micropython import const
 
@@ -76,24 +77,56 @@ C_WORDS = const(6)  # 1: src, dst, steps and bytes are multiples of 4 (copy word
 C_XOR = const(7)  # XORed into every word copied: 0x80808080 writes x + 128 (dw_rows), 0 x
 N_COPY = 8
 
-_owner = array("i", [0])  # tag of the layer whose border the shared padded image holds
-_tags = [0]  # the last tag given
+# fill_runs params block, word indices: the byte value, then 3 runs of 5 words
+F_VALUE = const(0)
+F_RUN = const(1)  # address, bytes, step between repeats, repeats, unit (4: words, 1: bytes)
+N_FILL = 16
 
 
 @micropython.asm_thumb
-def fill_words(r0, r1, r2):
-    # r0 address (4-aligned), r1 words (>= 1), r2 byte value: every byte of the words = r2
+def fill_runs(r0):
+    # r1 value (the byte in each of the word's bytes), r2 runs left, r3 run address,
+    # r4 repeats left, r5 byte index (counting down), r6 unit
+    ldr(r1, [r0, 0])
     mov(r3, 0xFF)
-    and_(r2, r3)
-    lsl(r3, r2, 8)
-    orr(r2, r3)
-    lsl(r3, r2, 16)
-    orr(r2, r3)
-    lsl(r1, r1, 2)
-    label(fill)
-    sub(r1, 4)
-    data(2, 0x5042)  # str r2, [r0, r1]
-    bne(fill)
+    and_(r1, r3)
+    lsl(r3, r1, 8)
+    orr(r1, r3)
+    lsl(r3, r1, 16)
+    orr(r1, r3)
+    mov(r2, 3)
+    add(r0, 4)
+    label(run)
+    ldr(r3, [r0, 0])
+    ldr(r4, [r0, 12])
+    ldr(r6, [r0, 16])
+    label(repeat)
+    cmp(r4, 0)
+    beq(run_next)
+    ldr(r5, [r0, 4])
+    cmp(r6, 4)
+    beq(words)
+    label(fbytes)
+    cmp(r5, 0)
+    beq(repeat_next)
+    sub(r5, 1)
+    data(2, 0x5559)  # strb r1, [r3, r5]
+    b(fbytes)
+    label(words)
+    cmp(r5, 0)
+    beq(repeat_next)
+    sub(r5, 4)
+    data(2, 0x5159)  # str r1, [r3, r5]
+    b(words)
+    label(repeat_next)
+    ldr(r5, [r0, 8])
+    add(r3, r3, r5)
+    sub(r4, 1)
+    b(repeat)
+    label(run_next)
+    add(r0, 20)
+    sub(r2, 1)
+    bne(run)
     mov(r0, 0)
 
 
@@ -598,11 +631,7 @@ class DepthwiseConv2DAsm:
             raise ValueError("the shared working memory has %d bytes, this layer needs %d"
                              % (0 if work is None else len(work), nbytes))
         self.pad = work
-        _tags[0] += 1
-        self.tag = _tags[0]
         v7 = arch[0] >= 5 and (dm == 1 and c % 4 == 0 or dm % 4 == 0)  # armv7m_depthwise_asm
-        # dw_rows reads x + 128 (unsigned bytes: ldrb has immediate offsets), dw_rows7 x
-        self.fill = (address_of(work), nbytes >> 2, x_zp if v7 else x_zp ^ 0x80)
         taps = kh * kw
         ngrp = (oc + 3) // 4
         grp = int32_zeros(4 * ngrp)
@@ -660,20 +689,41 @@ class DepthwiseConv2DAsm:
         else:
             p[_FAST >> 2] = 1 if dm == 1 and c % 4 == 0 else (2 if dm % 4 == 0 else 0)
         self.p = p
-        # the input rows and columns that land inside the padded image
+        # the input rows and columns that land inside the padded image, copied from the last
+        # row's last byte down (the image may overlap the input above it: padded_leads)
         nr = h if h < hp - pt else hp - pt
         nc = wd if wd < wp - pl else wp - pl
+        if nr < 1 or nc < 1:
+            nr = nc = 0
+        pa = address_of(self.pad)
+        first = pa + (pt * wp + pl) * c  # the first copied row in the image
         cp = int32_zeros(N_COPY)
-        cp[C_SSTEP] = wd * c
-        cp[C_DST] = address_of(self.pad) + (pt * wp + pl) * c
-        cp[C_DSTEP] = row_b
-        cp[C_ROWS] = nr if nr > 0 and nc > 0 else 0
+        cp[C_SSTEP] = -wd * c
+        cp[C_DST] = first + (nr - 1) * row_b if nr else pa
+        cp[C_DSTEP] = -row_b
+        cp[C_ROWS] = nr
         cp[C_BYTES] = nc * c
         xa = address_of(x)
-        cp[C_WORDS] = 1 if (xa | cp[C_SSTEP] | cp[C_DST] | row_b | cp[C_BYTES]
+        cp[C_WORDS] = 1 if (xa | wd * c | first | row_b | cp[C_BYTES]
                             | (h * wd * c)) & 3 == 0 else 0
         cp[C_XOR] = 0 if v7 else -0x7F7F7F80  # 0x80808080
         self.cp = cp
+        self.x_last = (nr - 1) * wd * c if nr else 0  # the last copied row in a batch's input
+        # the border: bytes before the first copied row, the gaps between copied rows, the
+        # bytes after the last; dw_rows reads x + 128 (unsigned bytes: ldrb has immediate
+        # offsets), dw_rows7 x
+        fp = int32_zeros(N_FILL)
+        fp[F_VALUE] = x_zp if v7 else x_zp ^ 0x80
+        end = pa + hp * wp * c
+        if nr:
+            gap = (wp - nc) * c
+            _run(fp, 0, pa, first - pa, 0, 1)
+            _run(fp, 1, first + nc * c, gap, row_b, nr - 1)
+            after = first + (nr - 1) * row_b + nc * c
+            _run(fp, 2, after, end - after, 0, 1)
+        else:
+            _run(fp, 0, pa, end - pa, 0, 1)
+        self.fp = fp
         self.geom = (n, xa, h * wd * c, address_of(y), oh * ow * oc)
 
     def depthwise_conv2d(self, x, w, bias, y, batches, x_batch, rows, cols, in_c, depth_mult,
@@ -682,14 +732,23 @@ class DepthwiseConv2DAsm:
         n, xa, x_batch, ya, y_batch = self.geom
         cp = self.cp
         p = self.p
-        if _owner[0] != self.tag:
-            fill_words(self.fill[0], self.fill[1], self.fill[2])
-            _owner[0] = self.tag
         for b in range(n):
-            cp[C_SRC] = xa + b * x_batch
+            cp[C_SRC] = xa + b * x_batch + self.x_last
             pad_copy(cp)
+            fill_runs(self.fp)
             p[P_Y] = ya + b * y_batch
             self.run(p)
+
+
+def _run(fp, i, address, nbytes, step, repeats):
+    """Run i of fill_runs: `repeats` runs of `nbytes` from `address`, `step` apart; words
+    where every address and length is a multiple of 4."""
+    j = F_RUN + 5 * i
+    fp[j] = address
+    fp[j + 1] = nbytes if repeats and nbytes > 0 else 0
+    fp[j + 2] = step
+    fp[j + 3] = repeats if nbytes > 0 else 0
+    fp[j + 4] = 4 if (address | nbytes | step) & 3 == 0 else 1
 
 
 def prepare(x, w, bias, y, n, h, wd, c, dm, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, x_zp,
