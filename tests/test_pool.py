@@ -152,3 +152,72 @@ def test_bad_pool_is_model_error(what):
 def test_bad_pool_is_model_error_on_device(interpreter):
     models = [BAD_MODELS[k] for k in sorted(BAD_MODELS)]
     assert load_verdicts(models, interpreter) == ["ModelError"] * len(models)
+
+
+@st.composite
+def asm_pool_cases(draw):
+    """Average pools the asm twin takes (C % 4 == 0): padded windows, batches, windows up to
+    its 257-tap limit, extreme inputs."""
+    c = 4 * draw(st.integers(1, 4))
+    fh, fw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    if draw(st.integers(0, 4)) == 0:  # a global pool over whole rows (kws), up to 257 taps
+        fh, fw = draw(st.sampled_from([(25, 5), (16, 16), (257, 1), (1, 257), (7, 3)]))
+        sh, sw = 1, 1
+    h, w = fh + draw(st.integers(0, 4)), fw + draw(st.integers(0, 4))
+    ph, pw = draw(st.integers(0, fh - 1)), draw(st.integers(0, fw - 1))
+    oh = (h + ph - fh) // sh + 1  # the last window still starts inside the input
+    ow = (w + pw - fw) // sw + 1
+    n = draw(st.integers(1, 2))
+    fill = draw(st.sampled_from(["random", "-128", "127"]))
+    rnd = np.random.default_rng(draw(st.integers(0, 2**31)))
+    if fill == "random":
+        x = rnd.integers(-128, 128, n * h * w * c, dtype=np.int8)
+    else:
+        x = np.full(n * h * w * c, int(fill), np.int8)
+    lo = draw(st.integers(-128, 127))
+    act = (lo, draw(st.integers(lo, 127))) if draw(st.booleans()) else (-128, 127)
+    return x, (n, h, w, c, oh, ow, fh, fw, sh, sw, ph, pw) + act
+
+
+@pytest.mark.parametrize("cpu", ["m0", "m3"])
+@settings(max_examples=120, deadline=None)
+@given(case=asm_pool_cases())
+def test_average_pool_asm_bit_exact(cpu, case):
+    """kernels/pool_asm.py (armv6m machine code from mpy-cross, in Unicorn as a Cortex-M0 and
+    an M3) == kernels.pool.average_pool, bit for bit."""
+    pytest.importorskip("unicorn")
+    from array import array
+
+    from host_sim import cortexm
+    from tinyrt.kernels.pool import average_pool
+
+    x, geom = case
+    xa = array("b", x.tolist())
+    n, h, w, c, oh, ow = geom[:6]
+    want = array("b", [0] * (n * oh * ow * c))
+    average_pool(xa, want, *geom)
+    got = array("b", [0] * len(want))
+    with cortexm.emulated_asm(cpu, "armv6m"):
+        from tinyrt.kernels import pool_asm
+        k = pool_asm.prepare(xa, got, *geom)
+        assert k is not None
+        k.average_pool(*([None] * 16))
+    assert list(got) == list(want)
+
+
+def test_average_pool_asm_declines_what_it_cannot_do():
+    """Channels not a multiple of 4 and windows past 257 taps stay on the viper twin."""
+    pytest.importorskip("unicorn")
+    from array import array
+
+    from host_sim import cortexm
+
+    with cortexm.emulated_asm("m0"):
+        from tinyrt.kernels import pool_asm
+        x, y = array("b", [0] * 1024), array("b", [0] * 64)
+        assert pool_asm.prepare(x, y, 1, 4, 4, 3, 1, 1, 4, 4, 1, 1, 0, 0, -128, 127) is None
+        assert pool_asm.prepare(x, y, 1, 16, 17, 4, 1, 1, 16, 17, 1, 1, 0, 0, -128,
+                                127) is None
+        assert pool_asm.prepare(x, y, 1, 16, 16, 4, 1, 1, 16, 16, 1, 1, 0, 0, -128,
+                                127) is not None

@@ -10,11 +10,11 @@
 # Bounds: |acc| <= 128 * filter_h * filter_w < 2^30 (prepare checks filter_h * filter_w <= 2^22).
 from .. import opcodes
 from ..errors import ModelError
-from ..fast import select
+from ..fast import chosen, select
 from .common import check_activation, tensor
 
 # fast twins, imported by load() before it allocates the big buffers (tinyrt.fast.preload)
-TWINS = ("pool_viper",)
+TWINS = ("pool_viper", "pool_asm")
 
 _MAX_TAPS = 1 << 22
 
@@ -114,17 +114,17 @@ class Pool:
             raise ModelError("pool quantization x (%g, %d), y (%g, %d): expected equal"
                              % (x.scale, x.zero_point, y.scale, y.zero_point))
         check_activation("pool", act_min, act_max)
-        if op.opcode == opcodes.AVERAGE_POOL_2D:
-            ref = average_pool
-            self.fn = select("pool_viper", "average_pool", ref)
+        self.args = (x.data, y.data, n, h, w, c, oh, ow, fh, fw, sh, sw, ph, pw, act_min,
+                     act_max)
+        if op.opcode == opcodes.AVERAGE_POOL_2D:  # asm twin: kernels/pool_asm.py
+            self.fn = select("pool_viper", "average_pool", average_pool, self.args)
+            self.impl = chosen["average_pool"]
         elif op.opcode == opcodes.MAX_POOL_2D:
             ref = max_pool
             self.fn = select("pool_viper", "max_pool", ref)
+            self.impl = "viper" if self.fn is not ref else "reference"
         else:
             raise ModelError("pool kernel given opcode %d" % op.opcode)
-        self.impl = "viper" if self.fn is not ref else "reference"
-        self.args = (x.data, y.data, n, h, w, c, oh, ow, fh, fw, sh, sw, ph, pw, act_min,
-                     act_max)
 
     def eval(self):
         x, y, n, h, w, c, oh, ow, fh, fw, sh, sw, ph, pw, act_min, act_max = self.args
