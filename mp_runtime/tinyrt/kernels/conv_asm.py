@@ -7,7 +7,8 @@
 # im2col_row gathers each output pixel's whole receptive field (KH*KW*C int8 values, filter
 # order, a tap in the padding filled with x_zp so that it adds (x_zp - x_zp) * w = 0) into a
 # scratch row, and int8_rows multiplies those rows by every filter (K = KH*KW*C contiguous
-# weights per output channel) and requantizes: two asm calls per output row.
+# weights per output channel) and requantizes: two asm calls per block of whole output rows
+# (as many as fit _ROWS_SCRATCH) or per chunk of a row.
 import micropython
 
 from micropython import const
@@ -17,7 +18,8 @@ from ..buffers import int32_zeros
 
 # im2col_row params block (array('i')), byte offsets
 _X0 = const(0)  # address of the batch's input image
-_ROWTAB = const(4)  # address of KH words: byte offset of each filter row's input row, or -1
+_ROWTAB = const(4)  # address of NROWS x KH words: byte offset of each filter row's input
+# row, or -1, per output row
 _COLTAB = const(8)  # address of OW*KW words: byte offset of each tap's column, or -1
 _OW = const(12)  # pixels to gather
 _KH = const(16)
@@ -27,7 +29,9 @@ _ZX = const(28)
 _DST = const(32)
 _COLCUR = const(36)  # scratch
 _OXLEFT = const(40)
-N_GATHER = 11
+_NROWS = const(44)  # output rows to gather (consecutive in the destination)
+_ROWCUR = const(48)  # scratch
+N_GATHER = 13
 _MAX_SCRATCH = const(4096)  # bytes of gathered rows per int8_rows call
 _ROWS_SCRATCH = const(1024)  # bytes of gathered rows when one call takes several output rows
 
@@ -42,18 +46,21 @@ def im2col_row(r0):
     mov(r4, r11)
     push({r1, r2, r3, r4})
     mov(r7, r0)
+    ldr(r6, [r7, _DST])
+    ldr(r0, [r7, _ROWTAB])
+    str(r0, [r7, _ROWCUR])
+    label(out_row)
     ldr(r0, [r7, _COLTAB])
     str(r0, [r7, _COLCUR])
-    ldr(r6, [r7, _DST])
     ldr(r0, [r7, _OW])
     str(r0, [r7, _OXLEFT])
     label(pixel)
     ldr(r0, [r7, _OXLEFT])
     cmp(r0, 0)
-    beq(done)
+    beq(row_done)
     sub(r0, 1)
     str(r0, [r7, _OXLEFT])
-    ldr(r1, [r7, _ROWTAB])
+    ldr(r1, [r7, _ROWCUR])
     ldr(r0, [r7, _KH])
     mov(r9, r0)
     label(filter_row)
@@ -104,7 +111,16 @@ def im2col_row(r0):
     mov(r0, r4)  # the next pixel's columns follow this one's
     str(r0, [r7, _COLCUR])
     b(pixel)
-    label(done)
+    label(row_done)  # the next output row's KH words follow this one's
+    ldr(r0, [r7, _KH])
+    lsl(r0, r0, 2)
+    ldr(r1, [r7, _ROWCUR])
+    add(r1, r1, r0)
+    str(r1, [r7, _ROWCUR])
+    ldr(r0, [r7, _NROWS])
+    sub(r0, 1)
+    str(r0, [r7, _NROWS])
+    bne(out_row)
     pop({r1, r2, r3, r4})
     mov(r8, r1)
     mov(r9, r2)
@@ -180,8 +196,6 @@ class Conv2DAsm:
         yo = ya
         nrow = self.nrow
         if nrow > 1:  # several whole output rows per call
-            dst = pg[8]
-            step = chunk * self.k  # bytes of one gathered output row
             pg[2] = coltab
             for b in range(n):
                 pg[0] = xa + b * x_batch
@@ -190,11 +204,9 @@ class Conv2DAsm:
                     m = oh - oy
                     if m > nrow:
                         m = nrow
-                    for r in range(m):
-                        pg[1] = rowtab + 4 * kh * (oy + r)
-                        pg[8] = dst + r * step
-                        im2col_row(pg)
-                    pg[8] = dst
+                    pg[1] = rowtab + 4 * kh * oy
+                    pg[11] = m  # _NROWS: one call gathers the m rows
+                    im2col_row(pg)
                     pd[P_Y] = yo
                     pd[P_ROWS] = m * ow
                     run(pd)
@@ -212,6 +224,7 @@ class Conv2DAsm:
                         m = chunk
                     pg[2] = coltab + 4 * kw * ox
                     pg[3] = m
+                    pg[11] = 1  # _NROWS
                     im2col_row(pg)
                     pd[P_Y] = yo
                     pd[P_ROWS] = m
