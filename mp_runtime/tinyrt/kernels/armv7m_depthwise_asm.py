@@ -12,9 +12,23 @@
 # per iteration after taps % 3 single ones. Each Thumb-2 instruction is emitted with
 # data(2, ...), its assembly text beside it (see kernels.armv7m_rows_asm).
 import micropython
+from struct import pack_into
 
 N_PARAMS = 30  # dw_rows' 24 words, the four accumulators, the group's y end, _MODE
 P_MODE = 29  # 1: depth multiplier a multiple of 4 (the group's channels read one byte)
+
+
+def record(rec, i, c, m_hi, m_lo, left, right):
+    """Channel i's record (C, M, left, mask, half, right, LO, HI) as
+    kernels.armv7m_rows_asm.record writes it, but for LO, HI (the caller's: requant_bounds)
+    and without a heap object on the way: M = m_hi 2^15 + m_lo >= 2^30 is a long on a 32-bit
+    port, so it is written as two halves."""
+    rec[8 * i] = c
+    pack_into("<HH", rec, 32 * i + 4, ((m_hi & 1) << 15) | m_lo, m_hi >> 1)
+    rec[8 * i + 2] = left
+    rec[8 * i + 3] = -1 if right > 0 else 0
+    rec[8 * i + 4] = (1 << (right - 1)) if right > 0 else 0
+    rec[8 * i + 5] = right
 
 
 @micropython.asm_thumb

@@ -34,7 +34,7 @@ from micropython import const
 from ..fast import arch
 from .depthwise_conv import padded_bytes as work_bytes
 from .fully_connected_asm import address_of, wrap32
-from .requant_bounds import clamp_bounds
+from .requant_bounds import clamp_bounds_into
 from ..buffers import int32_zeros
 
 # dw_rows params block (array('i')), byte offsets
@@ -630,6 +630,10 @@ class DepthwiseConv2DAsm:
         if work is None or len(work) < nbytes:
             raise ValueError("the shared working memory has %d bytes, this layer needs %d"
                              % (0 if work is None else len(work), nbytes))
+        # every attribute first: the instance's map grows now, not between the tables
+        self.grp = self.rec = self.req = self.run = self.p = self.cp = self.fp = None
+        self.x_last = 0
+        self.geom = None
         self.pad = work
         v7 = arch[0] >= 5 and (dm == 1 and c % 4 == 0 or dm % 4 == 0)  # armv7m_depthwise_asm
         taps = kh * kw
@@ -649,24 +653,23 @@ class DepthwiseConv2DAsm:
                         rec[i + 1 + j] = w[t * oc + o] if o < oc else 0
                     i += 5
         if v7:
-            from .armv7m_depthwise_asm import N_PARAMS as n_params, P_MODE, dw_rows7
-            from .armv7m_rows_asm import record
-        req = int32_zeros((8 if v7 else 7) * oc)
+            from .armv7m_depthwise_asm import N_PARAMS as n_params, P_MODE, dw_rows7, record
+        k = 8 if v7 else 7  # words per channel's requant record
+        req = int32_zeros(k * oc)
         for o in range(oc):
             s = 0
             for t in range(taps):
                 s += w[t * oc + o]
-            if v7:
-                record(req, o, wrap32(bias[o] - x_zp * s), m_hi[o], m_lo[o], left[o], right[o],
-                       y_zp, act_min, act_max)
-                continue
-            req[7 * o] = wrap32(bias[o] - (x_zp + 128) * s)  # sum (x - x_zp) w, x' = x + 128
-            req[7 * o + 1] = m_hi[o]
-            req[7 * o + 2] = m_lo[o]
-            req[7 * o + 3] = left[o]
-            req[7 * o + 4] = right[o]
-            req[7 * o + 5], req[7 * o + 6] = clamp_bounds(m_hi[o], m_lo[o], left[o], right[o],
-                                                          y_zp, act_min, act_max)
+            if v7:  # sum (x - x_zp) w
+                record(req, o, _bias(bias[o], x_zp * s), m_hi[o], m_lo[o], left[o], right[o])
+            else:  # sum (x - x_zp) w, x' = x + 128
+                req[7 * o] = _bias(bias[o], (x_zp + 128) * s)
+                req[7 * o + 1] = m_hi[o]
+                req[7 * o + 2] = m_lo[o]
+                req[7 * o + 3] = left[o]
+                req[7 * o + 4] = right[o]
+            clamp_bounds_into(req, k * o + k - 2, m_hi[o], m_lo[o], left[o], right[o], y_zp,
+                              act_min, act_max)
         self.grp, self.rec, self.req = grp, rec, req
         self.run = dw_rows7 if v7 else dw_rows
         p = int32_zeros(n_params if v7 else N_PARAMS)
@@ -740,6 +743,15 @@ class DepthwiseConv2DAsm:
             self.run(p)
 
 
+def _bias(b, z):
+    """b - z as a signed 32-bit word; a long (heap garbage between the tables) only when the
+    difference leaves the small ints (|b - z| >= 2^30, as wrap32 would take)."""
+    v = b - z
+    if -0x3FFFFFFF <= v <= 0x3FFFFFFF:
+        return v
+    return wrap32(v)
+
+
 def _run(fp, i, address, nbytes, step, repeats):
     """Run i of fill_runs: `repeats` runs of `nbytes` from `address`, `step` apart; words
     where every address and length is a multiple of 4."""
@@ -761,4 +773,4 @@ def prepare(x, w, bias, y, n, h, wd, c, dm, kh, kw, sh, sw, dh, dw, pt, pl, oh, 
 
 
 if arch[0] >= 5:  # imported with this module (tinyrt.fast.preload), not between big buffers
-    from . import armv7m_depthwise_asm, armv7m_rows_asm  # noqa: F401
+    from . import armv7m_depthwise_asm  # noqa: F401

@@ -22,34 +22,41 @@ def _estimate(d2, sh, m_hi, a0, a1):
     return a0 if est < a0 else (a1 if est > a1 else est)
 
 
-def _last_at_most(f, v, a0, a1, m_hi, m_lo, left, right, y_zp):
-    """The largest acc in [a0, a1] with f(acc) <= v (a0 - 1 if none; f non-decreasing).
+def _f(acc, m_hi, m_lo, left, right, y_zp):
+    """tinyrt.requant's 15-bit limbs: small ints only, nothing allocated."""
+    return multiply_by_quantized_multiplier(acc, m_hi, m_lo, left, right) + y_zp
+
+
+def _last_at_most(v, a0, a1, m_hi, m_lo, left, right, y_zp):
+    """The largest acc in [a0, a1] with f(acc) <= v (a0 - 1 if none; f = _f, non-decreasing).
     Starts at the real boundary (v - y_zp + 1/2) 2^(31 + right - left) / M, which the double
     rounding moves by a unit or two: typically two evaluations of f, then a gallop and a
     bisection where the estimate is off (or M = 0: f is constant)."""
     if not (m_hi or m_lo):  # M = 0: f is constant
-        return a1 if f(0) <= v else a0 - 1
+        return a1 if _f(0, m_hi, m_lo, left, right, y_zp) <= v else a0 - 1
     est = _estimate(2 * (v - y_zp) + 1, 30 + right - left, m_hi, a0, a1) if m_hi else a0
     step = 1
-    if f(est) <= v:  # lo: f(lo) <= v; hi: f(hi) > v (a1 + 1 stands for "none")
-        lo, hi = est, a1 + 1
+    if _f(est, m_hi, m_lo, left, right, y_zp) <= v:  # lo: f(lo) <= v; hi: f(hi) > v
+        lo = est
+        hi = a1 + 1  # (stands for "none")
         while lo + step < hi:
-            if f(lo + step) > v:
+            if _f(lo + step, m_hi, m_lo, left, right, y_zp) > v:
                 hi = lo + step
                 break
             lo += step
             step *= 2
     else:
-        lo, hi = a0 - 1, est
+        lo = a0 - 1
+        hi = est
         while hi - step > lo:
-            if f(hi - step) <= v:
+            if _f(hi - step, m_hi, m_lo, left, right, y_zp) <= v:
                 lo = hi - step
                 break
             hi -= step
             step *= 2
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if f(mid) <= v:
+        if _f(mid, m_hi, m_lo, left, right, y_zp) <= v:
             lo = mid
         else:
             hi = mid
@@ -63,13 +70,18 @@ def clamp_bounds(m_hi, m_lo, left, right, y_zp, act_min, act_max):
     because MultiplyByQuantizedMultiplier(acc) + y_zp is non-decreasing in acc over the
     converter's range |acc << left| < 2^30 (searched there). ReLU layers get most of their
     negative outputs for the cost of a compare.
-    Prepare-time only; small ints only (no garbage between the layer's tables)."""
+    Prepare-time only; small ints only (no garbage between the layer's tables but the
+    returned pair: clamp_bounds_into writes them into a table without it)."""
     a0 = -(0x20000000 >> (left - 1)) if left else -0x3FFFFFFF - 1  # -2^30 >> left, no long
     a1 = 0x3FFFFFFF >> left
+    return (_last_at_most(act_min, a0, a1, m_hi, m_lo, left, right, y_zp),
+            _last_at_most(act_max - 1, a0, a1, m_hi, m_lo, left, right, y_zp) + 1)
 
-    def f(acc):  # tinyrt.requant's 15-bit limbs: small ints only, nothing allocated
-        return multiply_by_quantized_multiplier(acc, m_hi, m_lo, left, right) + y_zp
 
-    lo = _last_at_most(f, act_min, a0, a1, m_hi, m_lo, left, right, y_zp)
-    hi = _last_at_most(f, act_max - 1, a0, a1, m_hi, m_lo, left, right, y_zp) + 1
-    return lo, hi
+def clamp_bounds_into(rec, i, m_hi, m_lo, left, right, y_zp, act_min, act_max):
+    """rec[i], rec[i + 1] = clamp_bounds(...), with no object made on the way (a tuple per
+    channel would be garbage between the layer's tables and split a board's heap)."""
+    a0 = -(0x20000000 >> (left - 1)) if left else -0x3FFFFFFF - 1
+    a1 = 0x3FFFFFFF >> left
+    rec[i] = _last_at_most(act_min, a0, a1, m_hi, m_lo, left, right, y_zp)
+    rec[i + 1] = _last_at_most(act_max - 1, a0, a1, m_hi, m_lo, left, right, y_zp) + 1
