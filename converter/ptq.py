@@ -429,12 +429,21 @@ def quantize(model: fm.FloatModel, calib: np.ndarray, *, calibration: str = "min
              percentile: float = 99.99, binary=(), bias_correction: bool = True,
              input_range: tuple[float, float] | None = None, eval_samples: int = 1000,
              batch_size: int = 256, progress: bool | None = None,
-             report: bool = True, labels=None) -> QuantizedModel:
+             report: bool = True, labels=None,
+             like: QuantizedModel | None = None) -> QuantizedModel:
     """Quantize `model` with ranges calibrated on `calib` (real inputs, batch on axis 0).
 
     binary: names of Dense / Conv2D layers to make binary. input_range: the real range of the
     input (e.g. (0, 1) for pixels) instead of its calibrated one. labels: the class of each
-    calibration input, to measure the accuracy of layers binarized here."""
+    calibration input, to measure the accuracy of layers binarized here. like: a quantized
+    model of the same architecture (an earlier version of `model`) whose quantization is kept
+    (quantize_like: no calibration; `calib` serves bias correction and the report)."""
+    if like is not None:
+        if binary or input_range is not None or calibration != "minmax":
+            raise ValueError("like= keeps the old model's quantization: binary, input_range "
+                             "and calibration do not apply")
+        return quantize_like(model, calib, like, bias_correction=bias_correction,
+                             eval_samples=eval_samples, report=report)
     folded = model.folded(binary)
     late = [n for n in binary if not getattr(model.layer(n), "binary", False)]
     original = model.folded() if late else folded
@@ -484,6 +493,48 @@ def quantize(model: fm.FloatModel, calib: np.ndarray, *, calibration: str = "min
         y = None if labels is None else np.asarray(labels).reshape(-1)[:len(calib)][:n]
         qm.binary_check = check_binarized(qm, original, calib[:n], late, y)
         qm.warnings.append(qm.binary_check.message())
+    qm.graph = build_graph(qm)
+    return qm
+
+
+def quantize_like(model: fm.FloatModel, calib: np.ndarray, like: QuantizedModel, *,
+                  bias_correction: bool = True, eval_samples: int = 1000,
+                  report: bool = True) -> QuantizedModel:
+    """`model` (e.g. `like`'s float model with some layers fine-tuned) quantized on `like`'s
+    grid: every tensor keeps its scale and zero point, every weight tensor its per-channel
+    scales (the weights rounded onto them, clipped to [-127, 127]), biases are requantized
+    with the old bias scales. The requantization rows are then the old ones to the byte and a
+    weight that did not move is the old int8 value, so a delta update (converter/delta.py)
+    carries only what training changed. ValueError when the layers do not match."""
+    folded = model.folded()
+    steps = plan(folded)
+    old = like.steps
+    key = [(st.name, st.mode, st.op, st.srcs) for st in steps]
+    old_key = [(st.name, st.mode, st.op, st.srcs) for st in old]
+    if key != old_key:
+        raise ValueError(f"like=: the model's layers {[k[:3] for k in key]} are not the old "
+                         f"model's {[k[:3] for k in old_key]}")
+    q = dict(like.qparams)
+    for st, o in zip(steps, old):
+        st.scale, st.zero_point, st.lo, st.hi = o.scale, o.zero_point, o.lo, o.hi
+        if isinstance(st.layer, _WITH_WEIGHTS) and not st.binary:
+            w = np.asarray(st.layer.weights, np.float64)
+            if w.shape != o.w_q.shape:
+                raise ValueError(f"like=: layer {st.name!r} has weights {w.shape}, the old "
+                                 f"model's {o.w_q.shape}")
+            shape = [1] * w.ndim
+            shape[_weight_axis(st.layer)] = -1
+            st.w_scale = o.w_scale.copy()
+            st.w_q = np.clip(np.round(w / st.w_scale.astype(np.float64).reshape(shape)),
+                             -127, 127).astype(np.int8)
+            st.bias_scale = o.bias_scale.copy()
+            st.bias = None if st.layer.bias is None else np.asarray(st.layer.bias, np.float64)
+            _quantize_bias(st)
+    qm = QuantizedModel(Graph(), steps, folded, q)
+    calib = calibration_inputs(calib, folded.input_shape)
+    if bias_correction or report:
+        qm.report = _correct_and_report(qm, calib[:min(len(calib), eval_samples)],
+                                        bias_correction)
     qm.graph = build_graph(qm)
     return qm
 

@@ -1,5 +1,7 @@
 """`tinyrt diff OLD.trt NEW.trt -o UPDATE.bin`: the delta update a board applies with
-tinyrt.update(model_path, update_path)."""
+tinyrt.update(model_path, update_path). The smaller encoding is chosen (converter/delta.py):
+changed bytes as they are (format 1), or as differences from the old ones (format 2: small
+when NEW was quantized on OLD's grid, `ptq.quantize(..., like=old)`)."""
 
 from __future__ import annotations
 
@@ -26,9 +28,11 @@ def cmd_diff(args: argparse.Namespace) -> int:
         Path(args.output).write_bytes(update)
     except OSError as e:
         return fail(f"cannot write {args.output}: {e.strerror or e}")
+    how = ("as differences from the old bytes (format 2, ADD records)"
+           if st.encoding == "arithmetic" else "as literal bytes (format 1)")
     print(f"{args.output}: update bytes {st.update_bytes:,} ({st.update_bytes / st.new_bytes:.1%}"
           f" of the new file's {st.new_bytes:,}); {st.copied:,} bytes kept from the old file, "
-          f"{st.literal:,} new ones (deflated)")
+          f"{st.literal:,} carried {how}, deflated")
     return EXIT_OK
 
 

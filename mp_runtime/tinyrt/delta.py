@@ -1,12 +1,16 @@
 # Delta updates of a model file on the board: tinyrt.update(model_path, update_path).
 #
 # An update file (written by `tinyrt diff OLD.trt NEW.trt`, converter/delta.py):
-#   header 80 B "<4sHHII32s32s"  magic b"TRTU", version, flags (0), old_bytes, new_bytes,
-#                                sha256 of the OLD file, sha256 of the NEW file
+#   header 80 B "<4sHHII32s32s"  magic b"TRTU", version (1 or 2), flags (0), old_bytes,
+#                                new_bytes, sha256 of the OLD file, sha256 of the NEW file
 #   then one zlib stream (MicroPython's deflate.ZLIB) of records "<BII" kind, a, n:
 #     COPY  a = offset in the OLD file, n bytes copied from it
 #     DATA  n literal bytes follow the record
+#     ADD   (format 2) n bytes d follow; the new bytes are (OLD[a + i] + d[i]) mod 256: a
+#           fine-tuned weight on the old quantization grid moves by a few steps, a small d
 #     END   last record (a = n = 0)
+# Format 1 has no ADD record (a runtime that reads format 1 only refuses a format 2 update
+# with UpdateError before it touches anything).
 #
 # Applying it never touches the model in place: OLD's hash is checked, the NEW file is written
 # beside it (model_path + ".new"), read back and hashed, then renamed over model_path. A power
@@ -21,7 +25,9 @@ import struct
 from .errors import UpdateError
 
 MAGIC = b"TRTU"
-VERSION = 1
+VERSION = 2  # the newest format this runtime applies
+VERSION_BYTES = 1  # COPY / DATA only: what make_update writes when it needs no ADD
+VERSIONS = (1, 2)
 HEADER_FMT = "<4sHHII32s32s"
 HEADER_SIZE = 80
 RECORD_FMT = "<BII"
@@ -29,7 +35,8 @@ RECORD_SIZE = 9
 END = 0
 COPY = 1
 DATA = 2
-CHUNK = 512  # bytes copied per read/write: the buffer update() allocates
+ADD = 3
+CHUNK = 512  # bytes copied per read/write: the buffer update() allocates (ADD: 2 x 256)
 NEW_SUFFIX = ".new"
 
 
@@ -71,8 +78,8 @@ def read_header(f):
         raise UpdateError("not a tinyrt update file: expected magic %r, found %r"
                           % (MAGIC, bytes(b[:4])))
     magic, version, flags, old_n, new_n, old_h, new_h = struct.unpack(HEADER_FMT, b)
-    if version != VERSION or flags:
-        raise UpdateError("update format %d (flags %d); this runtime applies format %d"
+    if version not in VERSIONS or flags:
+        raise UpdateError("update format %d (flags %d); this runtime applies formats 1 to %d"
                           % (version, flags, VERSION))
     return old_n, new_n, old_h, new_h
 
@@ -150,8 +157,13 @@ def _write(model_path, f, tmp, buf, progress):
                 src = old
             elif kind == DATA:
                 src = z
+            elif kind == ADD:
+                old.seek(a)
+                written = _add(old, z, out, n, buf, written, progress)
+                continue
             else:
-                raise UpdateError("update record kind %d; expected COPY, DATA or END" % kind)
+                raise UpdateError("update record kind %d; expected COPY, DATA, ADD or END"
+                                  % kind)
             while n:
                 k = src.readinto(mv[:min(n, CHUNK)])
                 if not k:
@@ -166,3 +178,32 @@ def _write(model_path, f, tmp, buf, progress):
         old.close()
     if progress:
         progress("written", written)
+
+
+def _fill(src, mv):
+    """Read exactly len(mv) bytes of `src` into mv (UpdateError if it ends first)."""
+    got = 0
+    while got < len(mv):
+        k = src.readinto(mv[got:])
+        if not k:
+            raise UpdateError("update or model file ended %d bytes early" % (len(mv) - got))
+        got += k
+
+
+def _add(old, z, out, n, buf, written, progress):
+    """An ADD record: n bytes of `old` (positioned) plus n differences from `z`, mod 256,
+    written to `out`, half a buffer at a time (the other half holds the differences)."""
+    mv = memoryview(buf)
+    half = CHUNK // 2
+    while n:
+        k = min(n, half)
+        _fill(old, mv[:k])
+        _fill(z, mv[half:half + k])
+        for i in range(k):
+            buf[i] = (buf[i] + buf[half + i]) & 0xFF
+        out.write(mv[:k])
+        n -= k
+        written += k
+        if progress:
+            progress("chunk", written)
+    return written
