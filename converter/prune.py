@@ -71,13 +71,16 @@ def _drop_inputs(rest: list, keep: np.ndarray, cout: int) -> None:
             raise ValueError(f"{layer.name}: channel pruning does not go through {layer.kind}")
 
 
-def magnitude_masks(model: fm.FloatModel, fraction: float) -> dict[str, np.ndarray]:
-    """Per Conv2D / Dense layer: a 0/1 mask zeroing its `fraction` smallest-magnitude weights."""
+def magnitude_masks(model: fm.FloatModel, fraction) -> dict[str, np.ndarray]:
+    """Per Conv2D / Dense layer: a 0/1 mask zeroing its `fraction` smallest-magnitude weights
+    (`fraction` a number, or a dict of layer name -> fraction, 0 for a layer it does not
+    name: a small first convolution loses more accuracy per pruned weight than the rest)."""
     masks = {}
     for layer in model.layers:
         if isinstance(layer, _WEIGHTED) and not layer.binary:
             w = np.abs(layer.weights).ravel()
-            n = int(round(fraction * w.size))
+            f = fraction.get(layer.name, 0.0) if isinstance(fraction, dict) else fraction
+            n = int(round(f * w.size))
             mask = np.ones(w.size, np.float32)
             if n:
                 mask[np.argsort(w, kind="stable")[:n]] = 0
@@ -137,13 +140,17 @@ def project(model: fm.FloatModel, groups: dict[str, np.ndarray]) -> None:
 def fine_tune(model: fm.FloatModel, x: np.ndarray, labels: np.ndarray,
               masks: dict[str, np.ndarray] | None = None, epochs: int = 10,
               batch_size: int = 32, lr: float = 1e-3, seed: int = 0,
-              groups: dict[str, np.ndarray] | None = None, frozen=()) -> fm.FloatModel:
+              groups: dict[str, np.ndarray] | None = None, frozen=(),
+              free: dict[str, np.ndarray] | None = None) -> fm.FloatModel:
     """converter.train's loop (cross-entropy of the logits, Adam, cosine decay) with the masked
-    weights put back to zero after every step, shared weights (`groups`) kept shared and the
-    layers named in `frozen` put back as they were. Trains `model` in place and returns it."""
+    weights put back to zero after every step, shared weights (`groups`) kept shared, the
+    layers named in `frozen` put back as they were and, in a layer named in `free`, the
+    weights where its 0/1 mask is 0 put back as they were (its bias trains). Trains `model` in
+    place and returns it."""
     masks = masks or {}
     keep = {la.name: {k: getattr(la, k) for k in la.ARRAYS} for la in model.layers
             if la.name in frozen}
+    start = {la.name: la.weights.copy() for la in model.layers if la.name in (free or {})}
     x = np.asarray(x, np.float32).reshape((-1,) + model.input_shape)
     labels = np.asarray(labels)
     apply_masks(model, masks)
@@ -167,9 +174,47 @@ def fine_tune(model: fm.FloatModel, x: np.ndarray, labels: np.ndarray,
             for la in model.layers:
                 for k, v in keep.get(la.name, {}).items():
                     setattr(la, k, v)
+                if la.name in start:
+                    la.weights = np.where(free[la.name] > 0, la.weights, start[la.name])
             done += 1
     recalibrate_batch_norm(model, x)
     return model
+
+
+def sparse_fine_tune(model: fm.FloatModel, x: np.ndarray, labels: np.ndarray,
+                     trainable, k: int, epochs: int = 5, lr: float = 1e-3, seed: int = 0,
+                     like=None) -> fm.FloatModel:
+    """A copy of `model` with only the layers named in `trainable` fine-tuned and, of their
+    weights, only the k that move most: a fine-tune first trains them all (the other layers
+    frozen), the k largest changes are chosen (in int8 steps of `like`'s weight scales, a
+    converter.ptq QuantizedModel of `model`, when given; else in real units), then a second
+    fine-tune from `model` trains those k and the layers' biases, every other weight held.
+    A delta update (converter/delta.py) of the result quantized like the old model
+    (ptq.quantize(..., like=)) carries about k changed weights."""
+    names = set(trainable)
+    layers = [la for la in model.layers if la.name in names]
+    if not layers or any(not isinstance(la, _WEIGHTED) for la in layers):
+        raise ValueError(f"trainable {sorted(names)}: expected Dense / Conv2D layers of the "
+                         "model")
+    frozen = [la.name for la in model.layers if la.ARRAYS and la.name not in names]
+    dense = fine_tune(copy.deepcopy(model), x, labels, None, epochs, lr=lr, seed=seed,
+                      frozen=frozen)
+    steps = {st.name: st.w_scale for st in like.steps} if like is not None else {}
+    moved = []
+    for la in layers:
+        d = np.abs(dense.layer(la.name).weights - la.weights).astype(np.float64)
+        if la.name in steps:
+            d /= np.asarray(steps[la.name], np.float64).reshape((-1,) + (1,) * (d.ndim - 1))
+        moved.append(d.ravel())
+    allm = np.concatenate(moved)
+    top = np.zeros(allm.size, bool)
+    top[np.argsort(-allm, kind="stable")[:max(0, k)]] = True
+    free, at = {}, 0
+    for la, d in zip(layers, moved):
+        free[la.name] = top[at:at + d.size].reshape(la.weights.shape).astype(np.float32)
+        at += d.size
+    return fine_tune(copy.deepcopy(model), x, labels, None, epochs, lr=lr, seed=seed,
+                     frozen=frozen, free=free)
 
 
 def sparsity(model: fm.FloatModel) -> float:
@@ -178,23 +223,25 @@ def sparsity(model: fm.FloatModel) -> float:
     return float(sum(int(np.sum(w == 0)) for w in ws) / sum(w.size for w in ws))
 
 
-def prune(model: fm.FloatModel, x: np.ndarray, labels: np.ndarray, fraction: float,
+def prune(model: fm.FloatModel, x: np.ndarray, labels: np.ndarray, fraction,
           channels: float = 0.0, epochs: int = 10, rounds: int = 3, lr: float = 1e-3,
           seed: int = 0, bits: int | None = None) -> fm.FloatModel:
     """A pruned, fine-tuned copy of `model`: first `channels` of each Conv2D's channels removed
-    (then fine-tuned), then the magnitude fraction raised to `fraction` in `rounds` steps, each
-    fine-tuned for `epochs` with the zeros held; with `bits`, then the weights shared in
-    2^bits - 1 levels + zero per layer and fine-tuned so (quantize it per tensor:
-    quantize_per_tensor keeps the levels exact)."""
-    if not 0 <= fraction < 1 or not 0 <= channels < 1:
+    (then fine-tuned), then the magnitude fraction raised to `fraction` (one for every layer,
+    or a dict of layer name -> fraction) in `rounds` steps, each fine-tuned for `epochs` with
+    the zeros held; with `bits`, then the weights shared in 2^bits - 1 levels + zero per layer
+    and fine-tuned so (quantize it per tensor: quantize_per_tensor keeps the levels exact)."""
+    fractions = list(fraction.values()) if isinstance(fraction, dict) else [fraction]
+    if not all(0 <= f < 1 for f in fractions) or not 0 <= channels < 1:
         raise ValueError(f"pruning fractions {fraction}, {channels}: expected 0 <= f < 1")
     _check_sequential(model)
     model = prune_channels(model, channels) if channels else copy.deepcopy(model)
     if channels:
         fine_tune(model, x, labels, None, epochs, lr=lr, seed=seed)
     masks = None
-    for r in range(1, rounds + 1 if fraction else 1):
-        masks = magnitude_masks(model, fraction * r / rounds)
+    for r in range(1, rounds + 1 if any(fractions) else 1):
+        masks = magnitude_masks(model, {k: f * r / rounds for k, f in fraction.items()}
+                                if isinstance(fraction, dict) else fraction * r / rounds)
         fine_tune(model, x, labels, masks, epochs, lr=lr, seed=seed + r)
     if bits is not None:
         groups = share_weights(model, bits, masks)
