@@ -28,6 +28,7 @@
 # from its last byte down (pad_copy) and then writes the border value around it (fill_runs:
 # the rows above, the gaps between the copied rows, the rows below).
 import micropython
+from struct import pack_into
 
 from micropython import const
 
@@ -47,7 +48,7 @@ _GRP = const(20)  # address of the group table: 4 words per group (input channel
 _TAPREC = const(24)  # address of the tap records: per group, KH*KW records of 5 words
 _MIDBYTES = const(28)  # 20 * (taps % 3)
 _TRIPBYTES = const(32)  # 20 * (taps - taps % 3)
-_REQ = const(36)  # address of the requant records: per channel bias', mh, ml, left, right
+_REQ = const(36)  # address of the requant records: per channel 5 words (label rq)
 _OC = const(40)
 _Y = const(44)
 _YZP = const(48)
@@ -181,26 +182,29 @@ def dw_rows(r0):
     push({r1, r2, r3, r4})  # r8-r11 are callee-saved (lr is restored by the epilogue)
     b(entry)
     label(rq)
-    # r0 acc, r1 requant record (bias', mh, ml, left, right, LO, HI; advanced by 28), r7 y
-    # (advanced by 1); uses r2-r6. MultiplyByQuantizedMultiplier(acc, M, left, right) + y_zp,
-    # clamped: acc <= LO or >= HI store act_min / act_max at once (requant_bounds), else the
-    # derivation is kernels.fully_connected_asm's (int8_rows, label requant), with
-    # M = mh * 2^15 + ml split at prepare.
+    # r0 acc, r1 requant record (bias', mh | ml << 16, left | right << 8, LO, HI; advanced by
+    # 20: the shifts by register read a register's low byte), r7 y (advanced by 1); uses
+    # r2-r6. MultiplyByQuantizedMultiplier(acc, M, left, right) + y_zp, clamped: acc <= LO
+    # or >= HI store act_min / act_max at once (requant_bounds), else the derivation is
+    # kernels.fully_connected_asm's (int8_rows, label requant), with M = mh * 2^15 + ml split
+    # at prepare.
     ldr(r2, [r1, 0])
     add(r0, r0, r2)  # acc
-    ldr(r2, [r1, 20])
+    ldr(r2, [r1, 12])
     cmp(r0, r2)
     ble(rq_min)  # acc <= LO: act_min without the multiply (requant_bounds)
-    ldr(r2, [r1, 24])
+    ldr(r2, [r1, 16])
     cmp(r0, r2)
     bge(rq_max)  # acc >= HI: act_max
-    ldr(r2, [r1, 12])
-    lsl(r0, r2)  # a = acc << left
+    ldr(r2, [r1, 8])
+    lsl(r0, r2)  # a = acc << left (the low byte)
     asr(r4, r0, 15)  # a1
     lsl(r5, r0, 17)
     lsr(r5, r5, 17)  # a0
-    ldr(r6, [r1, 4])  # mh
-    ldr(r3, [r1, 8])  # ml
+    ldr(r6, [r1, 4])
+    lsr(r3, r6, 16)  # ml
+    lsl(r6, r6, 16)
+    lsr(r6, r6, 16)  # mh
     mov(r2, r4)
     mul(r2, r6)  # h
     mul(r4, r3)  # p
@@ -221,7 +225,8 @@ def dw_rows(r0):
     add(r3, 1)  # f
     add(r2, r2, r3)
     asr(r2, r2, 1)  # s = SRDHM(a, M)
-    ldr(r6, [r1, 16])  # right
+    ldr(r6, [r1, 8])
+    lsr(r6, r6, 8)  # right
     mov(r3, 1)
     lsl(r3, r6)
     asr(r4, r2, 31)
@@ -233,7 +238,7 @@ def dw_rows(r0):
     ldr(r3, [r6, _YZP])
     add(r2, r2, r3)  # LO < acc < HI: act_min < y < act_max, no clamp
     label(rq_put)
-    add(r1, 28)
+    add(r1, 20)
     strb(r2, [r7, 0])
     add(r7, 1)
     bx(lr)
@@ -654,7 +659,7 @@ class DepthwiseConv2DAsm:
                     i += 5
         if v7:
             from .armv7m_depthwise_asm import N_PARAMS as n_params, P_MODE, dw_rows7, record
-        k = 8 if v7 else 7  # words per channel's requant record
+        k = 8 if v7 else 5  # words per channel's requant record
         req = int32_zeros(k * oc)
         for o in range(oc):
             s = 0
@@ -663,11 +668,9 @@ class DepthwiseConv2DAsm:
             if v7:  # sum (x - x_zp) w
                 record(req, o, _bias(bias[o], x_zp * s), m_hi[o], m_lo[o], left[o], right[o])
             else:  # sum (x - x_zp) w, x' = x + 128
-                req[7 * o] = _bias(bias[o], (x_zp + 128) * s)
-                req[7 * o + 1] = m_hi[o]
-                req[7 * o + 2] = m_lo[o]
-                req[7 * o + 3] = left[o]
-                req[7 * o + 4] = right[o]
+                req[5 * o] = _bias(bias[o], (x_zp + 128) * s)
+                pack_into("<HH", req, 20 * o + 4, m_hi[o], m_lo[o])  # no long: ml < 2^15
+                req[5 * o + 2] = left[o] | right[o] << 8
             clamp_bounds_into(req, k * o + k - 2, m_hi[o], m_lo[o], left[o], right[o], y_zp,
                               act_min, act_max)
         self.grp, self.rec, self.req = grp, rec, req
