@@ -38,7 +38,7 @@ _ROWS_SCRATCH = const(1024)  # bytes of gathered rows when one call takes severa
 
 @micropython.asm_thumb
 def im2col_row(r0):
-    # r7 params, r6 destination, r4 column-table walk, r1 row-table walk, r3 row offset,
+    # r7 params, r6 destination, r4 column-table walk, r1 row-table walk, r3 input row address,
     # r9 filter rows left, r10 filter columns left.
     mov(r1, r8)
     mov(r2, r9)
@@ -69,16 +69,36 @@ def im2col_row(r0):
     ldr(r4, [r7, _COLCUR])
     ldr(r0, [r7, _KW])
     mov(r10, r0)
+    cmp(r3, 0)
+    blt(fill_row)  # the whole filter row is in the padding
+    ldr(r5, [r7, _X0])
+    add(r3, r3, r5)  # address of the input row
+    ldr(r0, [r7, _C])
+    cmp(r0, 1)
+    bne(tap)
+    label(tap1)  # C == 1: one byte per tap
+    ldr(r2, [r4, 0])
+    add(r4, 4)
+    cmp(r2, 0)
+    blt(fill1)
+    data(2, 0x5C9D)  # ldrb r5, [r3, r2]
+    label(put1)
+    strb(r5, [r6, 0])
+    add(r6, 1)
+    mov(r0, r10)
+    sub(r0, 1)
+    mov(r10, r0)
+    bne(tap1)
+    b(row_end)
+    label(fill1)
+    ldr(r5, [r7, _ZX])
+    b(put1)
     label(tap)
     ldr(r2, [r4, 0])
     add(r4, 4)
-    cmp(r3, 0)
-    blt(fill)
     cmp(r2, 0)
     blt(fill)
     add(r2, r2, r3)
-    ldr(r5, [r7, _X0])
-    add(r2, r2, r5)
     sub(r2, 1)
     sub(r6, 1)
     ldr(r0, [r7, _C])
@@ -104,6 +124,20 @@ def im2col_row(r0):
     sub(r0, 1)
     mov(r10, r0)
     bne(tap)
+    b(row_end)
+    label(fill_row)  # KW * C bytes of x_zp; the column walk skips the row's KW words
+    ldr(r5, [r7, _ZX])
+    ldr(r0, [r7, _KW])
+    lsl(r2, r0, 2)
+    add(r4, r4, r2)
+    ldr(r2, [r7, _C])
+    mul(r0, r2)
+    label(fill_row_byte)
+    strb(r5, [r6, 0])
+    add(r6, 1)
+    sub(r0, 1)
+    bne(fill_row_byte)
+    label(row_end)
     mov(r0, r9)
     sub(r0, 1)
     mov(r9, r0)
