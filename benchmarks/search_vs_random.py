@@ -5,10 +5,10 @@ chosen model), the chosen model against the demo's CNNs, and wall time with 1 vs
     .venv/bin/python benchmarks/search_vs_random.py [--budget 40] [--seeds 0] [--epochs 15]
         [--workers 2] [--latency-ms 10] [--out benchmarks/search] [--wall-budget 6]
 
-Writes OUT/<strategy>-seed<S>/ (pareto.json, pareto.png, best.trt, best_report.txt) and
-OUT/summary.json; prints the figures. Candidates are cached in OUT/cache (shared by the
-strategies: a configuration both propose is trained and measured once); the wall-time runs
-use no cache.
+Writes OUT/<strategy>-seed<S>/ (pareto.json, search.json, pareto.png, best.trt,
+best_report.txt) and OUT/summary.json; prints the figures. Candidates are cached in
+OUT/cache (shared by the strategies: a configuration both propose is trained and measured
+once); the wall-time runs use no cache.
 """
 
 from __future__ import annotations

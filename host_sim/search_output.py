@@ -1,5 +1,7 @@
-"""What `tinyrt search` writes: OUT/pareto.json, OUT/pareto.png, OUT/best.trt and
-OUT/best_report.txt (the chosen model's per-layer report), and the table it prints."""
+"""What `tinyrt search` writes: OUT/pareto.json (the list of every candidate, each with its
+figures, config and whether it is on the front or chosen), OUT/search.json (the run's metadata
+and the front), OUT/pareto.png, OUT/best.trt and OUT/best_report.txt (the chosen model's
+per-layer report), and the table it prints."""
 
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ def _row(r: dict, fronts: tuple[set[str], set[str]], chosen: dict | None,
 
 
 def summary(s: Search, seconds: float, workers: int | None, tolerance: float) -> dict:
-    """pareto.json's content: metadata, the front and every candidate."""
+    """The run's figures: metadata, the front and every candidate (pareto.json holds the
+    candidates, search.json the metadata and the front)."""
     res = s.results
     for r in res:
         if s.cost is not None and "error" not in r:
@@ -129,7 +132,8 @@ def layer_table(r: dict) -> str:
 
 def write(out: Path, s: Search, seconds: float, workers: int | None,
           tolerance: float = 0.01, best: dict | None = None) -> dict:
-    """Write pareto.json, pareto.png and, when a candidate fits, best.trt and its report
+    """Write pareto.json, search.json, pareto.png and, when a candidate fits, best.trt and its
+    report
     (`best`: Search.best, the chosen configuration trained on all the training data)."""
     out.mkdir(parents=True, exist_ok=True)
     sm = summary(s, seconds, workers, tolerance)
@@ -140,7 +144,9 @@ def write(out: Path, s: Search, seconds: float, workers: int | None,
                                     "latency_ms_estimate", "flash_bytes", "ram_bytes",
                                     "ram_streamed_bytes", "verdict") if k in best},
             "trained_on": "training + validation splits (best.trt)"}
-    (out / "pareto.json").write_text(json.dumps(sm, indent=1))
+    (out / "pareto.json").write_text(json.dumps(sm["candidates"], indent=1))
+    (out / "search.json").write_text(json.dumps({"metadata": sm["metadata"],
+                                                 "front": sm["front"]}, indent=1))
     plot(sm, out / "pareto.png", f"tinyrt search: {s.data.name} on {s.board}, "
          f"{len(s.results)} candidates ({s.strategy}, seed {s.seed})")
     if best is not None:

@@ -59,9 +59,13 @@ def test_tiny_search_writes_front_and_a_model_that_runs(tmp_path, flat_digits, c
             "--out", str(out)]
     assert cli.main(argv) == 0
     log = capsys.readouterr().out
-    sm = json.loads((out / "pareto.json").read_text())
+    sm = json.loads((out / "search.json").read_text())
+    sm["candidates"] = json.loads((out / "pareto.json").read_text())  # a list, as documented
+    assert isinstance(sm["candidates"], list)
     assert sm["metadata"]["evaluated"] == 4 and sm["metadata"]["board"] == "rp2040"
     assert len(sm["candidates"]) == 4 and sm["front"]
+    assert sorted(r["key"] for r in sm["candidates"] if r["on_front"]) == sorted(
+        r["key"] for r in sm["front"])
     for r in sm["candidates"]:
         assert r["config"]["family"] == "mlp"  # flat features: no CNN is proposed
         assert 0 <= r["accuracy"] <= 1 and r["instructions_per_invoke"] > 0
@@ -90,7 +94,7 @@ def test_tiny_search_writes_front_and_a_model_that_runs(tmp_path, flat_digits, c
     assert cli.main(argv + ["--scheduler", client.scheduler.address]) == 0
     log = capsys.readouterr().out
     assert log.count("[cache]") == 4
-    assert json.loads((out / "pareto.json").read_text())["candidates"] == sm["candidates"]
+    assert json.loads((out / "pareto.json").read_text()) == sm["candidates"]
 
 
 # -- the strategy, over a cheap deterministic stand-in for training and measuring ------------
