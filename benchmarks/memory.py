@@ -3,8 +3,9 @@
 1. activation arena: tinyrt (greedy planner, and with the first stage patched in row bands,
    converter.patch) vs TFLM's non-persistent arena (its allocator's head), for every shared
    model and the MobileNetV1 96x96 family (host_sim.mobilenet);
-2. on m0: `import tinyrt`, each kernel module (with the twin it loads), and kws_ref_model held
-   after load from /rom (in place);
+2. on m0 and m3: `import tinyrt`, each kernel module (with the twin it loads), kws_ref_model
+   held after load from /rom (in place; arena and shared working memory) and whole, and what
+   each layer's prepare() keeps;
 3. on m0: a MobileNet patched and not, instructions per invoke (ticks_us x 1000 under icount)
    and heap held after load; the ~300 KB-weights member in place and streamed.
 
@@ -71,6 +72,24 @@ m = tinyrt.load("kws.trt")
 gc.collect()
 print("RAM kws_held_after_load", a - gc.mem_free(), m.mode, len(m.arena),
       len(m.work) if m.work else 0)
+m.close(); m = None
+gc.collect(); a = gc.mem_free()
+m = tinyrt.load("kws.trt", stream=False)
+gc.collect()
+print("RAM kws_held_whole_modules_imported", a - gc.mem_free())
+m.close(); m = None
+# each layer's prepare(): the heap its kernel keeps (tables), in place, modules imported
+figs = []
+for name in ("conv", "depthwise_conv", "fully_connected", "pool", "reshape", "softmax"):
+    mod = __import__("tinyrt.kernels." + name, None, None, (name,))
+    def prepare(model, op, orig=mod.prepare, name=name):
+        gc.collect(); b = gc.mem_free()
+        k = orig(model, op)
+        gc.collect(); figs.append("%s %d" % (name, b - gc.mem_free()))
+        return k
+    mod.prepare = prepare
+m = tinyrt.load("kws.trt")
+print("RAM kws_layers", ", ".join(figs))
 """
 
 
@@ -127,10 +146,11 @@ def member(spec, patched, stream, arch, board="m0"):
 
 def board_figures() -> None:
     kws = writer.serialize(import_tflite((SHARED / "kws_ref_model.tflite").read_bytes()))
-    out = run(RAM, "m0", files={"kws.trt": kws}).stdout
-    for line in out.splitlines():
-        if line.startswith("RAM "):
-            print("  m0", line[4:])
+    for board in ("m0", "m3"):
+        out = run(RAM, board, files={"kws.trt": kws}).stdout
+        for line in out.splitlines():
+            if line.startswith("RAM "):
+                print(f"  {board}", line[4:])
     arm = 4  # armv6m: asm twins chosen; 0: viper twins (their tables are smaller)
     for patched in (False, True):
         member(mn.SHALLOW, patched, None, 0)
