@@ -190,12 +190,12 @@ def _worth(w: Tensor, bits: int, min_weights: int | None) -> bool:
     return file_cost(w.name, w.data.size, bits, 3 if len(w.shape) == 2 else 5) < 0
 
 
-def decoded_graph(g: Graph) -> Graph:
-    """The oracle: `g` with every LUT op replaced by the plain op over its decoded int8
-    weights (the same scales, bias and requantization)."""
+def decoded_graph(g: Graph, ops=None) -> Graph:
+    """The oracle: `g` with every LUT op (or those at the indices `ops` of g.ops) replaced by
+    the plain op over its decoded int8 weights (the same scales, bias and requantization)."""
     out = Graph(list(g.tensors), [], list(g.inputs), list(g.outputs), dict(g.metadata))
-    for op in g.ops:
-        if op.opcode not in _DECODED:
+    for i, op in enumerate(g.ops):
+        if op.opcode not in _DECODED or ops is not None and i not in ops:
             out.ops.append(op)
             continue
         p = list(op.params)
