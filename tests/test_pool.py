@@ -221,3 +221,21 @@ def test_average_pool_asm_declines_what_it_cannot_do():
                                 127) is None
         assert pool_asm.prepare(x, y, 1, 16, 16, 4, 1, 1, 16, 16, 1, 1, 0, 0, -128,
                                 127) is not None
+
+
+def test_average_pool_asm_magic_division_is_exact():
+    """pool_asm.magic(d): (n * m) >> s == n // d with n * m < 2^32 for every numerator a
+    window of d taps gives (0 <= n < 129 d), checked exhaustively for the counts pools have."""
+    pytest.importorskip("unicorn")
+    from host_sim import cortexm
+
+    with cortexm.emulated_asm("m0"):  # the module imports micropython's asm decorator
+        from tinyrt.kernels import pool_asm
+
+        for d in list(range(1, 65)) + [100, 125, 196, 255, 256, 257]:
+            m, s = pool_asm.magic(d)
+            assert m > 0, d
+            n = np.arange(129 * d, dtype=np.uint64)
+            assert int((n * np.uint64(m)).max()) < 1 << 32
+            np.testing.assert_array_equal((n * np.uint64(m)) >> np.uint64(s),
+                                          n // np.uint64(d))

@@ -14,8 +14,9 @@
 # contiguous run of taps.
 # Per channel: acc = s - 128 * count (the int8 sum), then TFLM's rounding division
 #   acc > 0: (acc + count/2) / count, else -((count/2 - acc) / count)
-# with n = |acc| + count/2 < 129 count, so the quotient (<= 128) has 8 bits: restoring
-# division, 8 unrolled shift-compare-subtract steps (no divide instruction on armv6m).
+# with n = |acc| + count/2 < 129 count: by a multiply and shift (magic() below) when the
+# window has the full fh * fw taps and such a pair exists, else by restoring division (the
+# quotient <= 128 has 8 bits: 8 unrolled shift-compare-subtract steps; armv6m has no divide).
 # Then clamp to [act_min, act_max].
 import micropython
 
@@ -52,7 +53,11 @@ _COUNT = const(92)
 _HALF = const(96)
 _OFF = const(100)  # 128 * count
 _GOFF = const(104)  # byte offset of the current four channels
-N_PARAMS = 27
+_FULL = const(108)  # fh * fw: the count of a window wholly inside the input
+_MAGIC = const(112)  # q = (n * MAGIC) >> SHIFT for windows of FULL taps, or 0: no magic
+_SHIFT = const(116)
+_QM = const(120)  # MAGIC for this window, or 0
+N_PARAMS = 31
 MAX_TAPS = 257  # a 16-bit field sums up to 255 per tap
 
 
@@ -99,6 +104,13 @@ def avg_pool_rows(r0):
     mov(r0, r2)
     mul(r0, r4)  # count
     str(r0, [r7, _COUNT])
+    mov(r1, 0)
+    ldr(r3, [r7, _FULL])
+    cmp(r0, r3)
+    bne(no_magic)
+    ldr(r1, [r7, _MAGIC])
+    label(no_magic)
+    str(r1, [r7, _QM])
     lsr(r1, r0, 1)
     str(r1, [r7, _HALF])
     lsl(r1, r0, 7)
@@ -208,6 +220,15 @@ def avg_pool_rows(r0):
     label(pos)
     ldr(r2, [r7, _HALF])
     add(r0, r0, r2)  # n = |acc| + count / 2
+    ldr(r1, [r7, _QM])
+    cmp(r1, 0)
+    beq(restoring)
+    mul(r1, r0)  # n * MAGIC < 2^32 (prepare's bound)
+    ldr(r2, [r7, _SHIFT])
+    lsr(r1, r2)
+    mov(r2, r1)  # q
+    b(q_done)
+    label(restoring)
     ldr(r1, [r7, _COUNT])
     mov(r2, 0)  # q = n / count, 8 bits
     lsl(r5, r1, 7)
@@ -296,6 +317,23 @@ def _windows(n_out, n_in, f, s, pad, unit):
     return t
 
 
+def magic(d):
+    """(m, s) with floor(n / d) == (n * m) >> s for every n in [0, 129 d) (the numerators
+    |acc| + d/2 of a window of d taps), n * m < 2^32 (an unsigned MULS), or (0, 0) when no
+    such pair is found. m = ceil(2^s / d), e = m d - 2^s < d: n m / 2^s = n / d + n e / (d 2^s)
+    and frac(n / d) <= (d - 1) / d, so n e < 2^s for every n suffices; the largest s with
+    n m < 2^32 is tried first."""
+    top = 129 * d - 1
+    for s in range(31, 0, -1):
+        m = ((1 << s) + d - 1) // d
+        if top * m >= 1 << 32:
+            continue
+        if top * (m * d - (1 << s)) < 1 << s:
+            return m, s
+        return 0, 0
+    return 0, 0
+
+
 class AvgPoolAsm:
     """Prepared at load (window tables, params block); average_pool() has the reference
     function's signature and runs the whole layer in one asm call."""
@@ -319,6 +357,8 @@ class AvgPoolAsm:
         p[_AMAX >> 2] = act_max
         p[_MASK >> 2] = 0x00FF00FF
         p[_XORC >> 2] = -0x7F7F7F80  # 0x80808080 as an int32
+        p[_FULL >> 2] = fh * fw
+        p[_MAGIC >> 2], p[_SHIFT >> 2] = magic(fh * fw)
         self.p = p
 
     def average_pool(self, x, y, batches, h, w, c, oh, ow, fh, fw, sh, sw, ph, pw, act_min,
