@@ -163,17 +163,17 @@ def fc_case(rnd: np.random.Generator, k: int) -> Diff:
 CASES = {"CONV_2D": (conv_case, 24), "FULLY_CONNECTED": (fc_case, 16), "PAD": (pad_case, 12)}
 
 
-@cache
-def diff_cases() -> tuple[list[Diff], list[list[list[np.ndarray]]]]:
-    """Every op's cases and TFLM's outputs for them."""
-    rnd = np.random.default_rng(1613)
-    cases = [make(rnd, k) for make, n in CASES.values() for k in range(n)]
+def make_cases(table: dict, seed: int) -> tuple[list[Diff], list[list[list[np.ndarray]]]]:
+    """The cases of `table` (op -> (case maker, count)) and TFLM's outputs for them."""
+    rnd = np.random.default_rng(seed)
+    cases = [make(rnd, k) for make, n in table.values() for k in range(n)]
     refs = [[tflm.run_tflm(c.tflite, ex) for ex in c.xs] for c in cases]
     return cases, refs
 
 
-def test_16x8_ops_match_tflite_micro(interpreter):
-    cases, refs = diff_cases()
+def check_against_tflm(cases: list[Diff], refs: list, interpreter: str) -> dict[str, int]:
+    """Convert and run every case on `interpreter`, assert each output equals TFLM's; the
+    number of cases per op."""
     models = [(serialize(import_tflite(c.tflite)), c.xs) for c in cases]
     outs = invoke_models(models, interpreter)
     counts: dict[str, int] = {}
@@ -184,3 +184,15 @@ def test_16x8_ops_match_tflite_micro(interpreter):
         op = c.what.split()[0]
         counts[op] = counts.get(op, 0) + 1
     print(interpreter, counts)
+    return counts
+
+
+@cache
+def diff_cases() -> tuple[list[Diff], list[list[list[np.ndarray]]]]:
+    """Every op's cases and TFLM's outputs for them."""
+    return make_cases(CASES, 1613)
+
+
+def test_16x8_ops_match_tflite_micro(interpreter):
+    counts = check_against_tflm(*diff_cases(), interpreter)
+    assert counts == {"conv": 24, "fc": 16, "pad": 12}

@@ -18,11 +18,10 @@ import numpy as np
 
 from converter.tflite_import import import_tflite
 from converter.writer import serialize
-from host_sim.device import invoke_models
 from host_sim.interpreters import run
 from host_sim.oracle import tflm
 
-from .test_int16 import Diff, _x16
+from .test_int16 import Diff, _x16, check_against_tflm, make_cases
 from .test_new_ops import _tflm_slice_shape
 from .test_new_ops_more import DEQUANTIZE_SCRIPT
 
@@ -221,27 +220,14 @@ CASES = {"POOL": (pool_case, 16), "QUANTIZE": (quantize_case, 12), "RESHAPE": (r
 
 @cache
 def diff_cases() -> tuple[list[Diff], list[list[list[np.ndarray]]]]:
-    rnd = np.random.default_rng(1614)
-    cases = [make(rnd, k) for make, n in CASES.values() for k in range(n)]
-    refs = [[tflm.run_tflm(c.tflite, ex) for ex in c.xs] for c in cases]
-    return cases, refs
+    return make_cases(CASES, 1614)
 
 
 def test_int16_ops_match_tflite_micro(interpreter):
-    cases, refs = diff_cases()
-    models = [(serialize(import_tflite(c.tflite)), c.xs) for c in cases]
-    outs = invoke_models(models, interpreter)
-    counts: dict[str, int] = {}
-    for c, got, want in zip(cases, outs, refs, strict=True):
-        for k, (g, r) in enumerate(zip(got, want, strict=True)):
-            for gi, ri in zip(g, r, strict=True):
-                assert np.array_equal(gi, np.asarray(ri).ravel()), f"{c.what} example {k}"
-        op = c.what.split()[0]
-        counts[op] = counts.get(op, 0) + 1
+    counts = check_against_tflm(*diff_cases(), interpreter)
     assert counts == {"AVERAGE_POOL_2D": 8, "MAX_POOL_2D": 8, "QUANTIZE": 12, "RESHAPE": 4,
                       "DEPTHWISE_CONV_2D": 18, "LEAKY_RELU": 8, "ADD": 16,
                       "SOFTMAX": 12, "STRIDED_SLICE": 6, "SLICE": 6, "TRANSPOSE": 6}
-    print(interpreter, counts)
 
 
 def test_cases_reach_saturation_and_clamps():
