@@ -69,7 +69,7 @@ def dw_rows7(r0):
     # r0 the group's first input channel at this pixel, r1 tap records, r2 x / tap offset,
     # r3-r6 weights, r7 tap address, r8-r11 accumulators, r12 end of this loop's records
     data(2, 0xF8DE, 0x004C)  # ldr.w r0, [lr, #_GCUR]
-    data(2, 0xF850, 0x1B10)  # ldr r1, [r0], #16
+    data(2, 0xF850, 0x1B04)  # ldr r1, [r0], #4 (the group table: one word per group)
     data(2, 0xF8CE, 0x004C)  # str.w r0, [lr, #_GCUR]
     data(2, 0xF8DE, 0x0044)  # ldr.w r0, [lr, #_XPIX]
     data(2, 0x4408)  # add r0, r1

@@ -44,7 +44,7 @@ _ROWSTEP = const(4)  # bytes between output rows' first taps (sh * Wp * C)
 _COLSTEP = const(8)  # bytes between output pixels' first taps (sw * C)
 _OH = const(12)
 _OW = const(16)
-_GRP = const(20)  # address of the group table: 4 words per group (input channel offsets)
+_GRP = const(20)  # address of the group table: input channel offsets, 1 or 4 words per group
 _TAPREC = const(24)  # address of the tap records: per group, KH*KW records of 5 words
 _MIDBYTES = const(28)  # 20 * (taps % 3)
 _TRIPBYTES = const(32)  # 20 * (taps - taps % 3)
@@ -299,7 +299,7 @@ def dw_rows(r0):
     # base r0; per tap one LDM (offset, weights) and immediate-offset loads: 14 per 4 MACs
     ldr(r0, [r1, 0])
     add(r0, r0, r6)
-    add(r1, 16)
+    add(r1, 4)  # the group table: one word per group here
     str(r1, [r7, _GCUR])
     ldr(r1, [r7, _RECCUR])
     ldr(r2, [r7, _MIDBYTES])
@@ -387,7 +387,7 @@ def dw_rows(r0):
     # 10 instructions per 4 MACs
     ldr(r0, [r1, 0])
     add(r0, r0, r6)
-    add(r1, 16)
+    add(r1, 4)  # the group table: one word per group here
     str(r1, [r7, _GCUR])
     ldr(r1, [r7, _RECCUR])
     ldr(r2, [r7, _MIDBYTES])
@@ -643,9 +643,15 @@ class DepthwiseConv2DAsm:
         v7 = arch[0] >= 5 and (dm == 1 and c % 4 == 0 or dm % 4 == 0)  # armv7m_depthwise_asm
         taps = kh * kw
         ngrp = (oc + 3) // 4
-        grp = int32_zeros(4 * ngrp)
-        for s in range(oc):
-            grp[s] = s // dm
+        one = dm == 1 and c % 4 == 0 or dm % 4 == 0  # the fast tap loops (dw_rows7, _FAST)
+        if one:  # one input channel offset per group: its first channel's
+            grp = int32_zeros(ngrp)
+            for g in range(ngrp):
+                grp[g] = 4 * g // dm
+        else:  # each of the group's four channels' (the general tap loop)
+            grp = int32_zeros(4 * ngrp)
+            for s in range(oc):
+                grp[s] = s // dm
         rec = int32_zeros(20 * ngrp * taps // 4)
         i = 0
         for g in range(ngrp):
