@@ -35,7 +35,7 @@ from ..quantization import quantize_multiplier, requant_rows
 from .common import f32
 from .elementwise import _smaller_than_one, broadcast_shape
 from .int16 import _check_int16_input, activation_range_16
-from .pool import _pair, leading_padding, out_size
+from .pool import pool_geometry
 
 MAX_TAPS_16 = (1 << 15) - 1  # the kernel's accumulator bound: 32768 * taps < 2^30
 
@@ -44,23 +44,10 @@ def pool2d_16(g: Graph, opcode: int, x: int, filter_size, strides, padding: str,
               activation: str, name: str) -> int:
     """AVERAGE_POOL_2D or MAX_POOL_2D over int16 x (zero point 0)."""
     xt = _check_int16_input(g, x, name)
-    if len(xt.shape) != 4:
-        raise ValueError(f"{name}: input shape {xt.shape}, expected (N, H, W, C)")
-    n, h, w, c = xt.shape
-    fh, fw = _pair(filter_size)
-    sh, sw = _pair(strides)
-    padding = padding.upper()
-    if min(fh, fw, sh, sw) < 1:
-        raise ValueError(f"{name}: filter {(fh, fw)} and strides {(sh, sw)} must be >= 1")
-    if fh * fw > MAX_TAPS_16:
-        raise ValueError(f"{name}: filter {fh}x{fw} has more than {MAX_TAPS_16} taps")
-    oh, ow = out_size(padding, h, fh, sh), out_size(padding, w, fw, sw)
-    if oh < 1 or ow < 1:
-        raise ValueError(f"{name}: {padding} filter {(fh, fw)} does not fit input {(h, w)}")
-    ph, pw = leading_padding(h, fh, sh, oh), leading_padding(w, fw, sw, ow)
+    out, params = pool_geometry(xt.shape, filter_size, strides, padding, MAX_TAPS_16, name)
     lo, hi = activation_range_16(activation, xt.scale)
-    y = g.add_activation(name + "/out", (n, oh, ow, c), xt.scale, 0, "int16")
-    g.add_op(opcode, [x], [y], [fh, fw, sh, sw, ph, pw, lo, hi])
+    y = g.add_activation(name + "/out", out, xt.scale, 0, "int16")
+    g.add_op(opcode, [x], [y], params + [lo, hi])
     return y
 
 

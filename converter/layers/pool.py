@@ -42,26 +42,34 @@ def leading_padding(size: int, filt: int, stride: int, out: int) -> int:
     return max((out - 1) * stride + filt - size, 0) // 2
 
 
-def _pool(g: Graph, opcode: int, x: int, filter_size, strides, padding: str, activation: str,
-          name: str) -> int:
-    xt = g.tensors[x]
-    if len(xt.shape) != 4:
-        raise ValueError(f"{name}: input shape {xt.shape}, expected (N, H, W, C)")
-    n, h, w, c = xt.shape
+def pool_geometry(shape: tuple, filter_size, strides, padding: str, max_taps: int,
+                  name: str) -> tuple[tuple[int, int, int, int], list[int]]:
+    """A pooling window over an (N, H, W, C) input, checked: the output shape and the op's
+    first six params (filter h, w, strides h, w, leading padding h, w)."""
+    if len(shape) != 4:
+        raise ValueError(f"{name}: input shape {shape}, expected (N, H, W, C)")
+    n, h, w, c = shape
     fh, fw = _pair(filter_size)
     sh, sw = _pair(strides)
     padding = padding.upper()
     if min(fh, fw, sh, sw) < 1:
         raise ValueError(f"{name}: filter {(fh, fw)} and strides {(sh, sw)} must be >= 1")
-    if fh * fw > MAX_TAPS:
-        raise ValueError(f"{name}: filter {fh}x{fw} has more than {MAX_TAPS} taps")
+    if fh * fw > max_taps:
+        raise ValueError(f"{name}: filter {fh}x{fw} has more than {max_taps} taps")
     oh, ow = out_size(padding, h, fh, sh), out_size(padding, w, fw, sw)
     if oh < 1 or ow < 1:
         raise ValueError(f"{name}: {padding} filter {(fh, fw)} does not fit input {(h, w)}")
     ph, pw = leading_padding(h, fh, sh, oh), leading_padding(w, fw, sw, ow)
-    y = g.add_activation(name + "/out", (n, oh, ow, c), xt.scale, xt.zero_point)
+    return (n, oh, ow, c), [fh, fw, sh, sw, ph, pw]
+
+
+def _pool(g: Graph, opcode: int, x: int, filter_size, strides, padding: str, activation: str,
+          name: str) -> int:
+    xt = g.tensors[x]
+    out, params = pool_geometry(xt.shape, filter_size, strides, padding, MAX_TAPS, name)
+    y = g.add_activation(name + "/out", out, xt.scale, xt.zero_point)
     lo, hi = activation_range(activation, np.float32(xt.scale), xt.zero_point)
-    g.add_op(opcode, [x], [y], [fh, fw, sh, sw, ph, pw, lo, hi])
+    g.add_op(opcode, [x], [y], params + [lo, hi])
     return y
 
 
