@@ -5,8 +5,8 @@
 # the padded image), or a depth multiplier that is a multiple of 4 (P_MODE: the four read one
 # byte: LDM, LDRSB, 4 MLA = 6 instructions per 4 MACs); kernels.depthwise_conv_asm chooses
 # it on armv7m firmware and keeps dw_rows otherwise. Same params block, group table and tap
-# records (tap offset, four int8 weights as words) as dw_rows; the records of the
-# requantization are kernels.armv7m_rows_asm's (record()), and so is its derivation.
+# records (tap offset, four int8 weights as words) as dw_rows; the requantization's
+# derivation is kernels.armv7m_rows_asm's, from 6-word records (record() below).
 # Per tap one LDM takes the offset and the four weights, then per channel LDRSB (immediate
 # offset from the tap's address) and MLA: 10 instructions per 4 MACs (M0: 17), three taps
 # per iteration after taps % 3 single ones. Each Thumb-2 instruction is emitted with
@@ -18,17 +18,19 @@ N_PARAMS = 30  # dw_rows' 24 words, the four accumulators, the group's y end, _M
 P_MODE = 29  # 1: depth multiplier a multiple of 4 (the group's channels read one byte)
 
 
+REC_WORDS = 6  # per channel: C, M, half, right | left << 8, LO, HI
+
+
 def record(rec, i, c, m_hi, m_lo, left, right):
-    """Channel i's record (C, M, left, mask, half, right, LO, HI) as
-    kernels.armv7m_rows_asm.record writes it, but for LO, HI (the caller's: requant_bounds)
-    and without a heap object on the way: M = m_hi 2^15 + m_lo >= 2^30 is a long on a 32-bit
-    port, so it is written as two halves."""
-    rec[8 * i] = c
-    pack_into("<HH", rec, 32 * i + 4, ((m_hi & 1) << 15) | m_lo, m_hi >> 1)
-    rec[8 * i + 2] = left
-    rec[8 * i + 3] = -1 if right > 0 else 0
-    rec[8 * i + 4] = (1 << (right - 1)) if right > 0 else 0
-    rec[8 * i + 5] = right
+    """Channel i's record but for LO, HI (the caller's: requant_bounds): C = bias - x_zp sum w,
+    M = m_hi 2^15 + m_lo, half = 2^(right - 1) (0 for right = 0: RoundingDivideByPOT's mask
+    is then 0 too), the shifts in one word (the shifts by register read the low byte). No heap
+    object on the way: M >= 2^30 is a long on a 32-bit port, so it is written as two halves."""
+    j = REC_WORDS * i
+    rec[j] = c
+    pack_into("<HH", rec, 4 * j + 4, ((m_hi & 1) << 15) | m_lo, m_hi >> 1)
+    rec[j + 2] = (1 << (right - 1)) if right > 0 else 0
+    rec[j + 3] = right | left << 8
 
 
 @micropython.asm_thumb
@@ -178,8 +180,9 @@ def dw_rows7(r0):
     data(2, 0xF8CE, 0x1050)  # str.w r1, [lr, #_RECCUR]
     data(2, 0xF10E, 0x0C60)  # add.w r12, lr, #_ACC
     data(2, 0xE88C, 0x0F00)  # stm.w r12, {r8, r9, r10, r11}
-    # requantize min(OCLEFT, 4) channels: r1 y, r2-r9 record (C, M, left, mask, half, right,
-    # LO, HI), r10 y_zp, r11 record walk, r12 accumulator walk
+    # requantize min(OCLEFT, 4) channels: r1 y, r2 r3 r6-r9 record (C, M, half,
+    # right | left << 8, LO, HI: record()), r4 left, r10 y_zp, r11 record walk, r12 accumulator
+    # walk
     data(2, 0xF8DE, 0x0058)  # ldr.w r0, [lr, #_OCLEFT]
     data(2, 0x1F01)  # subs r1, r0, #4
     data(2, 0xF8CE, 0x1058)  # str.w r1, [lr, #_OCLEFT]
@@ -192,23 +195,25 @@ def dw_rows7(r0):
     data(2, 0xF8DE, 0xA030)  # ldr.w r10, [lr, #_YZP]
     data(2, 0xF8DE, 0xB054)  # ldr.w r11, [lr, #_QCUR]
     label(rq_loop)
-    data(2, 0xE8BB, 0x03FC)  # ldm r11!, {r2, r3, r4, r5, r6, r7, r8, r9}
+    data(2, 0xE8BB, 0x03CC)  # ldm r11!, {r2, r3, r6, r7, r8, r9}
     data(2, 0xF85C, 0x0B04)  # ldr r0, [r12], #4
     data(2, 0x4410)  # add r0, r2 (acc)
     data(2, 0x4540)  # cmp r0, r8
     ble(rq_min)
     data(2, 0x4548)  # cmp r0, r9
     bge(rq_max)
+    data(2, 0x0A3C)  # lsrs r4, r7, #8 (left)
     data(2, 0x40A0)  # lsls r0, r0, r4
     data(2, 0xFB80, 0x2403)  # smull r2, r4, r0, r3
     data(2, 0xF112, 0x4280)  # adds.w r2, r2, #0x40000000
     data(2, 0xF144, 0x0400)  # adc r4, r4, #0
     data(2, 0x0064)  # lsls r4, r4, #1
     data(2, 0xEA44, 0x70D2)  # orr.w r0, r4, r2, lsr #31 (s = SRDHM(acc << left, M))
-    data(2, 0xEA05, 0x75E0)  # and.w r5, r5, r0, asr #31
-    data(2, 0x4428)  # add r0, r5
+    data(2, 0x2E00)  # cmp r6, #0 (half = 0 exactly when right = 0)
+    data(2, 0xBF18)  # it ne
+    data(2, 0xEB00, 0x70E0)  # addne.w r0, r0, r0, asr #31 (s - 1 for s < 0, right > 0)
     data(2, 0x4430)  # add r0, r6
-    data(2, 0x4138)  # asrs r0, r0, r7 (RoundingDivideByPOT(s, right))
+    data(2, 0x4138)  # asrs r0, r0, r7 (RoundingDivideByPOT(s, right): r7's low byte)
     data(2, 0x4450)  # add r0, r10 (+ y_zp: LO < acc < HI, so act_min < y < act_max)
     b(rq_put)
     label(rq_min)

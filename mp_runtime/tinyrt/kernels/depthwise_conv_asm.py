@@ -664,8 +664,9 @@ class DepthwiseConv2DAsm:
                         rec[i + 1 + j] = w[t * oc + o] if o < oc else 0
                     i += 5
         if v7:
-            from .armv7m_depthwise_asm import N_PARAMS as n_params, P_MODE, dw_rows7, record
-        k = 8 if v7 else 5  # words per channel's requant record
+            from .armv7m_depthwise_asm import N_PARAMS as n_params, P_MODE, REC_WORDS, \
+                dw_rows7, record
+        k = REC_WORDS if v7 else 5  # words per channel's requant record
         req = int32_zeros(k * oc)
         for o in range(oc):
             s = 0
