@@ -210,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         RESULTS.write_text(json.dumps(data, indent=1) + "\n")
     print("instructions per MAC (per binary MAC, per tap for pooling); before at %s, after at %s"
           % (data.get("before_commit"), data.get("after_commit")))
+    if data.get("before_note"):
+        print("before: " + data["before_note"])
     print("\n".join(table(data.get("before", {}), data.get("after", {}), a.markdown)))
     return 0
 

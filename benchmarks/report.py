@@ -120,6 +120,26 @@ def layer_table(data: dict, model: str) -> list[str]:
     return lines
 
 
+def kernel_section() -> list[str]:
+    """The per-kernel table (benchmarks/kernel_table.py's stored before/after figures)."""
+    path = HERE / "kernel_results.json"
+    if not path.exists():
+        return []
+    try:
+        import kernel_table
+    except ImportError:  # unicorn (the counting emulator) missing: no table
+        return []
+    k = json.loads(path.read_text())
+    return ["## Per kernel: instructions per MAC, before and after", "",
+            f"`python benchmarks/kernel_table.py` (Unicorn, the mpy-cross machine code of each "
+            f"core, one whole layer call; random data, no ReLU): before at "
+            f"{k.get('before_commit')}, after at {k.get('after_commit')}. "
+            + (f"Before, {k['before_note']}. " if k.get("before_note") else "")
+            + "The last columns: hypothesis cases per test run that compare the kernel with "
+            "the reference kernel bit for bit.", "",
+            *kernel_table.table(k.get("before", {}), k.get("after", {}), True), ""]
+
+
 def write_report(data: dict, out: Path, plots: list[str]) -> None:
     res = data["results"]
     m0 = res.get("m0", {})
@@ -170,6 +190,7 @@ def write_report(data: dict, out: Path, plots: list[str]) -> None:
                   *layer_table(data, PER_LAYER_MODEL), ""]
         if "kws_layers.png" in plots:
             lines += [f"![instructions per layer of {PER_LAYER_MODEL}](kws_layers.png)", ""]
+    lines += kernel_section()
     lines += estimates.section(data, data.get("extra"))
     lines += ["What was tried to get here, and what each step gained: "
               "[optimization_log.md](optimization_log.md).", ""]
