@@ -264,10 +264,11 @@ def test_kws_model_asm_path_matches_tflm():
             fast.arch[0] = fast.native_arch()
         assert fast.chosen["conv2d"] == "asm" and fast.chosen["fully_connected"] == "asm"
         assert fast.chosen["depthwise_conv2d"] == "asm"
-        # the four depthwise layers' 12,096 B padded images planned into the arena, from
-        # 320 B past each layer's output on (tinyrt.buffers.plan_work): no shared buffer
-        assert len(mod.arena) == 8000 + 320 + 12096 and mod.work is None
-        assert sorted(mod.padded.values()) == [(8320, 12096)] * 4
+        # the four depthwise layers' 12,096 B padded images planned into the file's arena,
+        # over each layer's input and the first 4,096 B of its output (at most 8000 - 4416:
+        # tinyrt.buffers.plan_work, rows written bottom up): no shared buffer, no byte more
+        assert len(mod.arena) == 16000 and mod.work is None
+        assert sorted(mod.padded.values()) == [(0, 12096)] * 4
         mod.input(0).set([int(v) for v in io["x"][0].reshape(-1)])
         mod.invoke()
         assert m.count > 1_000_000
@@ -385,21 +386,28 @@ def test_depthwise_conv_asm_bit_exact(case):
 
 def run_in_one_arena(m, mod, case, order):
     """The asm depthwise kernel (module `mod`) with its input, output and padded image in one
-    buffer as Model.work_view plans them: the image as low as depthwise_conv.padded_leads lets
-    it overlap both (order "xy": the input first, "yx": the output first). Twice, with the
-    arena rewritten between: every call must copy and write its border again. Returns the
-    outputs and the bytes the image overlapped (input, output)."""
+    buffer as Model.work_view plans them, overlapping both as far as
+    depthwise_conv.padded_leads lets it: order "xy" the input first, the image above the
+    output's start (rows written top down); "yx" the output first; "low" the input first, the
+    image below the output's start (rows written bottom up). Twice, with the arena rewritten
+    between: every call must copy and write its border again. Returns the outputs and the
+    bytes the image overlapped (input, output)."""
     from tinyrt.kernels.depthwise_conv import padded_leads
 
     x, w, bias, geom, zx, zy, m_hi, m_lo, left, right, lo, hi = case
     n, h, wd, c, dm, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow = geom
     xs, ys = n * h * wd * c, n * oh * ow * c * dm
     size = mod.work_bytes(h, wd, c, kh, kw, sh, sw, dh, dw, oh, ow)
-    x_lead, y_lead = padded_leads(*geom)
-    a = 0
-    xo = a if order == "xy" else (ys + 3) & ~3
-    yo = (xs + 3) & ~3 if order == "xy" else a
-    p = (max(xo + x_lead, yo + y_lead, 0) + 3) & ~3
+    x_lead, y_lead, y_lag = padded_leads(*geom)
+    if order == "low":
+        xo = 0
+        yo = (max(xs, y_lag + max(x_lead, 0)) + 3) & ~3
+        p = (yo - y_lag) & ~3
+        assert p >= max(x_lead, 0)
+    else:
+        xo = 0 if order == "xy" else (ys + 3) & ~3
+        yo = (xs + 3) & ~3 if order == "xy" else 0
+        p = (max(xo + x_lead, yo + y_lead, 0) + 3) & ~3
     arena = array("b", bytes(max(p + size, xo + xs, yo + ys)))
     mv = memoryview(arena)
     k = mod.prepare(mv[xo : xo + xs], w, bias, mv[yo : yo + ys], *geom, zx, zy, m_hi, m_lo,
@@ -416,7 +424,7 @@ def run_in_one_arena(m, mod, case, order):
 
 
 @settings(max_examples=100, deadline=None)
-@given(depthwise_cases(), st.sampled_from(["xy", "yx"]))
+@given(depthwise_cases(), st.sampled_from(["xy", "yx", "low"]))
 def test_depthwise_asm_padded_image_overlapping_input_and_output(case, order):
     """The padded image planned into the arena (tinyrt.buffers.plan_work) over the layer's
     dead input and its output: bit-exact with the reference."""
@@ -435,11 +443,13 @@ def test_depthwise_asm_padded_image_overlapping_input_and_output(case, order):
 
 def test_depthwise_padded_image_overlaps_on_kws_geometry():
     """kws_ref_model's 25x5x64 3x3 layer (12,096 B image): input below the output (the
-    converter's plan), the image from the output's second row up; or the output below, the
-    image over the whole input and the output's last 512 B."""
+    converter's plan), the image from the output's second row up, or (as load() plans it) from
+    4,416 B below the output's start, within the file's 16,000 B arena; or the output below,
+    the image over the whole input and the output's last 512 B."""
     from tinyrt.kernels.depthwise_conv import padded_leads
 
-    assert padded_leads(1, 25, 5, 64, 1, 3, 3, 1, 1, 1, 1, 1, 1, 25, 5) == (-(7 + 1) * 64, 320)
+    assert padded_leads(1, 25, 5, 64, 1, 3, 3, 1, 1, 1, 1, 1, 1, 25, 5) == (
+        -(7 + 1) * 64, 320, 27 * 448 - 24 * 320)
     rng = np.random.default_rng(4)
     geom = (1, 25, 5, 64, 1, 3, 3, 1, 1, 1, 1, 1, 1, 25, 5)
     x = array("b", rng.integers(-128, 128, 8000).tolist())
@@ -450,13 +460,14 @@ def test_depthwise_padded_image_overlaps_on_kws_geometry():
     case = (x, w, bias, geom, -3, 2) + q + (-128, 127)
     want = array("b", [0] * 8000)
     reference_depthwise(x, w, bias, want, geom, -3, 2, q, (-128, 127))
-    for order in ("xy", "yx"):
+    want_overlap = {"xy": (0, 8000 - 320), "yx": (8000, 512), "low": (4416, 7680)}
+    for order in want_overlap:
         with cortexm.emulated_asm("m0") as m:
             from tinyrt.kernels import depthwise_conv_asm
 
             outs, overlap = run_in_one_arena(m, depthwise_conv_asm, case, order)
         assert outs == [list(want)] * 2, order
-        assert overlap == ((0, 8000 - 320) if order == "xy" else (8000, 512)), overlap
+        assert overlap == want_overlap[order], (order, overlap)
 
 
 def test_depthwise_instructions_per_mac():

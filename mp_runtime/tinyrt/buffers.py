@@ -88,9 +88,10 @@ def allocate(n, what, hint="", zero=True):
 
 def plan_work(mf, asks):
     """Where the kernels' working memory goes (the asm depthwise twin's padded images).
-    asks: per operator None or (bytes, x_lead, y_lead): the layer may overlap its input 0 (when
-    that dies there) from x_lead bytes past the input's offset on, and its output from y_lead
-    bytes past the output's offset on (None: not at all). Each image is placed in the arena at
+    asks: per operator None or (bytes, x_lead, y_lead, y_lag): the layer may overlap its input 0
+    (when that dies there) from x_lead bytes past the input's offset on, and its output from
+    y_lead bytes past the output's offset on, or up to y_lag bytes before it (None: not at
+    all; kernels.depthwise_conv.padded_leads). Each image is placed in the arena at
     the lowest offset whose bytes no other tensor alive during the layer holds; the arena grows
     to the highest end, unless one shared buffer for the layers that do not fit the file's
     arena costs less. Returns (arena bytes, {output tensor: (image offset in the arena, bytes)},
@@ -132,7 +133,7 @@ def plan_work(mf, asks):
         if a is None:
             continue
         op = mf.ops[i]
-        nbytes, x_lead, y_lead = a
+        nbytes, x_lead, y_lead, y_lag = a
         x = op.inputs[0]
         y = op.outputs[0]
         best = -1
@@ -141,6 +142,8 @@ def plan_work(mf, asks):
             cands.append(off[x] + x_lead)
         if y_lead is not None:
             cands.append(off[y] + y_lead)
+        if y_lag is not None:
+            cands.append((off[y] - y_lag) & ~3)
         for t in range(n_t):
             if size[t] and first[t] <= i <= last[t]:
                 cands.append(off[t] + size[t])
@@ -155,7 +158,8 @@ def plan_work(mf, asks):
                     continue
                 if t == x and x_lead is not None and last[x] == i and p >= off[x] + x_lead:
                     continue
-                if t == y and y_lead is not None and p >= off[y] + y_lead:
+                if t == y and (y_lead is not None and p >= off[y] + y_lead
+                               or y_lag is not None and p <= off[y] - y_lag):
                     continue
                 ok = False
                 break

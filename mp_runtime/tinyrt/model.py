@@ -95,7 +95,7 @@ class Model:
                 if asks is None:
                     asks = [None] * mf.n_ops
                 lead = getattr(kernels[i], "work_leads", None)
-                asks[i] = (n,) + (lead(self, op) if lead is not None else (None, None))
+                asks[i] = (n,) + (lead(self, op) if lead is not None else (None, None, None))
         arena, self.padded, need = mf.arena_bytes, None, 0
         if asks is not None:
             arena, self.padded, need = _plan_work(mf, asks)

@@ -14,8 +14,9 @@
 import micropython
 from struct import pack_into
 
-N_PARAMS = 30  # dw_rows' 24 words, the four accumulators, the group's y end, _MODE
+N_PARAMS = 31  # dw_rows' 24 words, the four accumulators, the group's y end, _MODE, _YROW
 P_MODE = 29  # 1: depth multiplier a multiple of 4 (the group's channels read one byte)
+P_YROW = 30  # added to the output cursor after each row (0, or -2 OW OC: rows bottom up)
 
 
 REC_WORDS = 6  # per channel: C, M, half, right | left << 8, LO, HI
@@ -246,6 +247,10 @@ def dw_rows7(r0):
     data(2, 0xF8DE, 0x1004)  # ldr.w r1, [lr, #_ROWSTEP]
     data(2, 0x4408)  # add r0, r1
     data(2, 0xF8CE, 0x003C)  # str.w r0, [lr, #_ROWCUR]
+    data(2, 0xF8DE, 0x005C)  # ldr.w r0, [lr, #_YCUR]
+    data(2, 0xF8DE, 0x1078)  # ldr.w r1, [lr, #_YROW]
+    data(2, 0x4408)  # add r0, r1
+    data(2, 0xF8CE, 0x005C)  # str.w r0, [lr, #_YCUR]
     data(2, 0xF8DE, 0x0040)  # ldr.w r0, [lr, #_ROWSLEFT]
     data(2, 0x3801)  # subs r0, #1
     data(2, 0xF8CE, 0x0040)  # str.w r0, [lr, #_ROWSLEFT]

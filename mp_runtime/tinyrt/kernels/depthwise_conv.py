@@ -178,11 +178,12 @@ def work_bytes(model, op):
 
 
 def work_leads(model, op):
-    """(x_lead, y_lead) of padded_leads() for this layer (tinyrt.buffers.plan_work); the input
-    is not overwritten where the wide-bias fix-up reads it after the kernel."""
+    """(x_lead, y_lead, y_lag) of padded_leads() for this layer (tinyrt.buffers.plan_work);
+    the input is not overwritten where the wide-bias fix-up reads it after the kernel."""
     h, wd, c, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, n, dm = _geometry(model, op)
-    x_lead, y_lead = padded_leads(n, h, wd, c, dm, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow)
-    return (x_lead if len(op.inputs) <= 4 else None), y_lead
+    x_lead, y_lead, y_lag = padded_leads(n, h, wd, c, dm, kh, kw, sh, sw, dh, dw, pt, pl, oh,
+                                         ow)
+    return (x_lead if len(op.inputs) <= 4 else None), y_lead, y_lag
 
 
 def padded_bytes(h, wd, c, kh, kw, sh, sw, dh, dw, oh, ow):
@@ -195,12 +196,15 @@ def padded_bytes(h, wd, c, kh, kw, sh, sw, dh, dw, oh, ow):
 
 def padded_leads(n, h, wd, c, dm, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
     """How the asm twin's padded image at P may overlap the layer's input at X and output at
-    Y (one batch only): (x_lead, y_lead), bytes. P >= X + x_lead: every input byte is copied to
-    an address at or above its own, and the copy runs from the last byte down, so it reads
-    each byte before anything overwrites it. P >= Y + y_lead: output row oy (written after the
-    copy) ends at or below padded row oy * sh, the first one rows oy.. still read."""
+    Y (one batch only): (x_lead, y_lead, y_lag), bytes. P >= X + x_lead: every input byte is
+    copied to an address at or above its own, and the copy runs from the last byte down, so it
+    reads each byte before anything overwrites it. P >= Y + y_lead: output rows are written
+    top down (after the copy), row oy ending at or below padded row oy * sh, the first one
+    rows oy.. still read. P <= Y - y_lag (and the image reaching into the output): rows are
+    written bottom up, row oy starting at or above the end of the last padded row it reads,
+    above all that rows ..oy still read."""
     if n != 1:
-        return None, None
+        return None, None, None
     hp = (oh - 1) * sh + (kh - 1) * dh + 1
     wp = (ow - 1) * sw + (kw - 1) * dw + 1
     nr = h if h < hp - pt else hp - pt  # input rows and columns copied (asm twin's prepare)
@@ -216,4 +220,9 @@ def padded_leads(n, h, wd, c, dm, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
     last = oh * row - (oh - 1) * sh * wp * c
     if last > y_lead:
         y_lead = last
-    return x_lead, y_lead
+    span = (kh - 1) * dh + 1  # padded rows an output row reads
+    y_lag = span * wp * c
+    last = ((oh - 1) * sh + span) * wp * c - (oh - 1) * row
+    if last > y_lag:
+        y_lag = last
+    return x_lead, y_lead, y_lag

@@ -64,7 +64,8 @@ _QCUR = const(84)
 _OCLEFT = const(88)
 _YCUR = const(92)
 _FAST = const(96)  # 1: depth multiplier 1 and C % 4 == 0 (one base), 2: dm % 4 == 0 (one byte)
-N_PARAMS = 25
+_YROW = const(100)  # added to the output cursor after each row: 0, or -2 * OW * OC (bottom up)
+N_PARAMS = 26
 P_Y = const(11)  # word index of the field the glue sets per batch
 
 # pad_copy params block, word indices
@@ -608,6 +609,10 @@ def dw_rows(r0):
     ldr(r1, [r7, _ROWSTEP])
     add(r0, r0, r1)
     str(r0, [r7, _ROWCUR])
+    ldr(r0, [r7, _YCUR])
+    ldr(r1, [r7, _YROW])
+    add(r0, r0, r1)
+    str(r0, [r7, _YCUR])
     ldr(r0, [r7, _ROWSLEFT])
     sub(r0, 1)
     str(r0, [r7, _ROWSLEFT])
@@ -664,8 +669,8 @@ class DepthwiseConv2DAsm:
                         rec[i + 1 + j] = w[t * oc + o] if o < oc else 0
                     i += 5
         if v7:
-            from .armv7m_depthwise_asm import N_PARAMS as n_params, P_MODE, REC_WORDS, \
-                dw_rows7, record
+            from .armv7m_depthwise_asm import N_PARAMS as n_params, P_MODE, P_YROW, \
+                REC_WORDS, dw_rows7, record
         k = REC_WORDS if v7 else 5  # words per channel's requant record
         req = int32_zeros(k * oc)
         for o in range(oc):
@@ -683,8 +688,15 @@ class DepthwiseConv2DAsm:
         self.grp, self.rec, self.req = grp, rec, req
         self.run = dw_rows7 if v7 else dw_rows
         p = int32_zeros(n_params if v7 else N_PARAMS)
-        p[_P >> 2] = address_of(self.pad)
-        p[_ROWSTEP >> 2] = sh * row_b
+        # Output rows top down, or bottom up where the image lies below the output and
+        # overlaps it (padded_leads: the rows written are above those still read)
+        pa = address_of(self.pad)
+        ya = address_of(y)
+        up = pa < ya < pa + hp * wp * c
+        p[_P >> 2] = pa + (oh - 1) * sh * row_b if up else pa
+        p[_ROWSTEP >> 2] = -sh * row_b if up else sh * row_b
+        y_first = (oh - 1) * ow * oc if up else 0
+        p[P_YROW if v7 else _YROW >> 2] = -2 * ow * oc if up else 0
         p[_COLSTEP >> 2] = sw * c
         p[_OH >> 2] = oh
         p[_OW >> 2] = ow
@@ -737,7 +749,7 @@ class DepthwiseConv2DAsm:
         else:
             _run(fp, 0, pa, end - pa, 0, 1)
         self.fp = fp
-        self.geom = (n, xa, h * wd * c, address_of(y), oh * ow * oc)
+        self.geom = (n, xa, h * wd * c, ya + y_first, oh * ow * oc)
 
     def depthwise_conv2d(self, x, w, bias, y, batches, x_batch, rows, cols, in_c, depth_mult,
                          x_fy, w_fy, x_fx, w_fx, x_zp, y_zp, m_hi, m_lo, left, right,
