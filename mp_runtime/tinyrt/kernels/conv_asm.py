@@ -174,7 +174,7 @@ class Conv2DAsm:
             and oh == h and ow == wd
         if self.direct:
             self.rows = rows(x, c, w, k, out_c, bias, x_zp, m_hi, m_lo, left, right, y,
-                             n * h * wd, y_zp, act_min, act_max, copy)
+                             n * h * wd, y_zp, act_min, act_max, copy, True)
             self.pd = self.rows.p
             self.run = self.rows.run
             return

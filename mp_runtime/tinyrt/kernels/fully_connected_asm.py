@@ -759,15 +759,23 @@ class Rows:
 
 
 def rows(x, x_step, w, k, n_out, bias, x_zp, m_hi, m_lo, left, right, y, rows_, y_zp,
-         act_min, act_max, copy=True):
+         act_min, act_max, copy=True, whole=False):
     """The int8 rows kernel for this firmware and layer: on armv7m and later (Thumb-2) the
     two-rows-per-multiply kernel of kernels.armv7m_rows_asm (no weight copy; its pair row
-    costs 4 K bytes, so K <= MAX_K), else Rows (armv6m)."""
+    costs 4 K bytes, so K <= MAX_K), else Rows (armv6m). whole: the call takes all the layer's
+    rows at once (a 1x1 conv), so with the weights left in place the armv6m eight-channel
+    kernel of kernels.rows_group_asm may take them (its checks: rows_ok)."""
     if arch[0] >= 5 and k <= 1024:
         from .armv7m_rows_asm import Pairs
 
         return Pairs(x, x_step, w, k, n_out, bias, x_zp, m_hi, m_lo, left, right, y, rows_,
                      y_zp, act_min, act_max)
+    if whole and not copy and x_step == k:
+        from .rows_group_asm import Groups, rows_ok
+
+        if rows_ok(x, k, n_out, y, rows_):
+            return Groups(x, w, k, n_out, bias, x_zp, m_hi, m_lo, left, right, y, rows_, y_zp,
+                          act_min, act_max)
     return Rows(x, x_step, w, k, n_out, bias, x_zp, m_hi, m_lo, left, right, y, rows_, y_zp,
                 act_min, act_max, copy)
 
