@@ -115,7 +115,10 @@ def section(data: dict, extra: dict | None = None) -> list[str]:
               "on both (fast.arch >= 5).", "",
               *table(data, extra), "",
               "Published silicon figures for person detection (96x96 MobileNet, for scale): "
-              + "; ".join(f"{who} {ms:,.0f} ms" for who, ms in PUBLISHED) + ".", ""]
+              + "; ".join(f"{who} {ms:,.0f} ms" for who, ms in PUBLISHED) + ". "
+              "tinyrt's own 96x96 MobileNet (host_sim/mobilenet.py, width 0.25) has no row: "
+              "unpatched it does not load on the emulated boards (`tinyrt bench` on m3: "
+              "ArenaError, a 75,664-byte arena in a fragmented 147 KB free heap).", ""]
     return lines
 
 
