@@ -606,3 +606,39 @@ def test_bfully_connected_instructions_per_binary_mac():
     assert n / macs <= 0.52
     n, macs = cortexm_bench.bfc_count("m0", 1, 2048, 64, 2)
     assert n / macs <= 0.5
+
+
+def test_padded_images_planned_around_row_bands_bit_exact():
+    """Patched models (converter.patch: row bands whose input views share halo rows, whose
+    output views fill one parent): load() plans the depthwise images into the arena where no
+    band still to run reads (tinyrt.buffers.plan_work), and the asm path on the emulated M0
+    gives the unpatched model's outputs. Planning by each view's own lifetime clobbered the
+    next band's halo rows."""
+    from converter import patch, writer
+    from tinyrt import fast
+
+    from .test_patch import chain_graph
+
+    cases = [(2, 23, 17, 3, [("conv", 3, 2, 1, "SAME", 8), ("dw", 3, 1, 1, "SAME", 8),
+                             ("conv", 1, 1, 1, "SAME", 12), ("dw", 3, 2, 1, "SAME", 12)], 4),
+             (3, 20, 9, 2, [("dw", 5, 1, 2, "SAME", 2), ("conv", 3, 1, 1, "VALID", 5),
+                            ("dw", 3, 2, 1, "VALID", 5)], 3)]
+    import tinyrt
+
+    planned = 0
+    for seed, h, w, c, specs, bands in cases:
+        g = chain_graph(seed, h, w, c, specs)
+        xs = np.random.default_rng(seed).integers(-128, 128, (2, h * w * c)).tolist()
+        blob = writer.serialize(patch.band_graph(g, 0, len(specs), bands)[0])
+        want = [tinyrt.load(writer.serialize(g)).invoke(x).tolist() for x in xs]
+        with cortexm.emulated_asm("m0"):
+            fast.arch[0] = 4
+            try:
+                m = tinyrt.load(bytearray(blob))
+                got = [m.invoke(x).tolist() for x in xs]
+            finally:
+                fast.arch[0] = fast.native_arch()
+        assert fast.chosen["depthwise_conv2d"] == "asm"
+        assert got == want
+        planned += len(m.padded)
+    assert planned == 8 + 3  # every depthwise band's image in the arena

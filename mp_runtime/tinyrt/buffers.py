@@ -94,36 +94,45 @@ def plan_work(mf, asks):
     all; kernels.depthwise_conv.padded_leads). Each image is placed in the arena at
     the lowest offset whose bytes no other tensor alive during the layer holds; the arena grows
     to the highest end, unless one shared buffer for the layers that do not fit the file's
-    arena costs less. Returns (arena bytes, {output tensor: (image offset in the arena, bytes)},
-    shared buffer bytes)."""
+    arena costs less. Returns the plans to try, least memory first (the next one has smaller
+    pieces), each (arena bytes, {output tensor: (image offset in the arena, bytes)}, shared
+    buffer bytes)."""
     n_t = mf.n_tensors
     n_ops = mf.n_ops
+    # A tensor's bytes are needed at op i when the last op reading them is i or later and
+    # they were written by op i or earlier: made[t] is the first op writing t, -1 when none
+    # does (graph inputs, state, and the views and parents of converter.patch's row bands,
+    # written through one another: their bytes are kept while any of them is read).
     off = int32_zeros(n_t)
     size = int32_zeros(n_t)  # 0: not in the arena
-    first = int32_zeros(n_t)
+    made = int32_zeros(n_t)
     last = int32_zeros(n_t)
     for t in range(n_t):
         rec = mf.tensors[t]
+        last[t] = -1
+        made[t] = n_ops  # not written yet
         if rec.storage == 0:  # fileformat.ARENA
             off[t] = rec.offset
             size[t] = rec.nbytes
-            first[t] = n_ops
             if rec.flags & 2:  # fileformat.VARIABLE: kept across invoke()s
-                first[t] = -1
+                made[t] = -1
                 last[t] = n_ops
-    for t in mf.inputs:  # set before invoke() (the converter reuses its bytes after its
-        first[t] = -1  # last reader, as TFLM's planner)
     for t in mf.outputs:
         last[t] = n_ops
     for i in range(n_ops):
         op = mf.ops[i]
-        for ts in (op.inputs, op.outputs):
-            for t in ts:
-                if 0 <= t < n_t:
-                    if i < first[t]:
-                        first[t] = i
-                    if i > last[t]:
-                        last[t] = i
+        for t in op.inputs:
+            if 0 <= t < n_t and i > last[t]:
+                last[t] = i
+        for t in op.outputs:
+            if 0 <= t < n_t:
+                if i > last[t]:
+                    last[t] = i
+                if i < made[t]:
+                    made[t] = i
+    for t in range(n_t):
+        if made[t] == n_ops:
+            made[t] = -1
     arena = mf.arena_bytes
     spots = {}
     end = arena  # the arena with every image in it
@@ -145,7 +154,7 @@ def plan_work(mf, asks):
         if y_lag is not None:
             cands.append((off[y] - y_lag) & ~3)
         for t in range(n_t):
-            if size[t] and first[t] <= i <= last[t]:
+            if size[t] and made[t] <= i <= last[t]:
                 cands.append(off[t] + size[t])
         for p in cands:
             p = (p + 3) & ~3
@@ -153,7 +162,7 @@ def plan_work(mf, asks):
                 continue
             ok = True
             for t in range(n_t):
-                if not size[t] or first[t] > i or last[t] < i or p + nbytes <= off[t] \
+                if not size[t] or made[t] > i or last[t] < i or p + nbytes <= off[t] \
                         or off[t] + size[t] <= p:
                     continue
                 if t == x and x_lead is not None and last[x] == i and p >= off[x] + x_lead:
@@ -170,9 +179,10 @@ def plan_work(mf, asks):
             end = best + nbytes
         if best + nbytes > arena and nbytes > shared:
             shared = nbytes
-    if end - arena < shared:
-        return end, spots, 0
-    for y in list(spots):  # only those that fit the file's arena stay there
-        if spots[y][0] + spots[y][1] > arena:
-            del spots[y]
-    return arena, spots, shared
+    fit = {}  # only those within the file's arena, the others in the shared buffer
+    for y in spots:
+        if spots[y][0] + spots[y][1] <= arena:
+            fit[y] = spots[y]
+    if end - arena < shared:  # all in a grown arena, else (a heap too split for it) mixed
+        return ((end, spots, 0), (arena, fit, shared))
+    return ((arena, fit, shared),)

@@ -96,12 +96,17 @@ class Model:
                     asks = [None] * mf.n_ops
                 lead = getattr(kernels[i], "work_leads", None)
                 asks[i] = (n,) + (lead(self, op) if lead is not None else (None, None, None))
-        arena, self.padded, need = mf.arena_bytes, None, 0
-        if asks is not None:
-            arena, self.padded, need = _plan_work(mf, asks)
-            asks = None
-        self.arena = _allocate(arena, "arena", _ARENA_HINT)
+        plans = ((mf.arena_bytes, None, 0),) if asks is None else _plan_work(mf, asks)
+        asks = None
         self.work = None
+        for k in range(len(plans)):
+            arena, self.padded, need = plans[k]
+            try:
+                self.arena = _allocate(arena, "arena", _ARENA_HINT)
+                break
+            except ArenaError:  # the next plan's pieces are smaller (the images in a buffer)
+                if k + 1 == len(plans):
+                    raise
         if need:
             self.work = _allocate(need, "kernels' working memory", _ARENA_HINT)
         self.scratch = None
