@@ -20,13 +20,14 @@
 # or beyond its channel's clamp bounds (kernels.requant_bounds) stores act_min / act_max
 # without the multiply.
 # armv7m firmware runs kernels.armv7m_depthwise_asm's dw_rows7 instead (signed x, XOR 0)
-# where depth multiplier 1 and C % 4 == 0.
+# where depth multiplier 1 and C % 4 == 0, or dm % 4 == 0.
 # Channels past OC in the last group have weight 0 and are not stored.
 # The padded image lives where Model.work_view puts it: in the arena (tinyrt.buffers.plan_work:
 # it may overlap the layer's input and output, see depthwise_conv.padded_leads) or in the
 # working memory the layers share. Other layers overwrite it, so each call copies the input
 # from its last byte down (pad_copy) and then writes the border value around it (fill_runs:
-# the rows above, the gaps between the copied rows, the rows below).
+# the rows above, the gaps between the copied rows, the rows below). Output rows are walked
+# top down, or bottom up where the image starts below the output and reaches into it.
 import micropython
 from struct import pack_into
 
