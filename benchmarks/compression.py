@@ -2,13 +2,15 @@
 (converter/compress.py), against its .tflite, and what decoding costs on m0 (instructions, under
 -icount shift=0 ticks_us x 1000). Weight sharing on the digits CNN: file bytes against the int8
 .tflite and accuracy on the shared 450 test digits, for 2..6-bit indices. Writes
-compression.json and compression.png (bytes vs accuracy).
-Run: .venv/bin/python -m benchmarks.compression"""
+compression.json and compression.png (bytes vs accuracy); the pruned demo CNN's curve
+(compression_pruned.png) and the delta-update figures.
+Run: .venv/bin/python -m benchmarks.compression [lossless pruned updates clustered]"""
 
 from __future__ import annotations
 
 import copy
 import json
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,8 @@ from converter import cluster, writer
 from converter.compress import WBITS, compress_graph
 from converter.tflite_import import import_tflite
 from host_sim import run
+from tinyrt import fileformat as ff
+from tinyrt import opcodes
 from host_sim.cli_compress import accuracy
 
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
@@ -107,13 +111,31 @@ def measure(interpreter: str = "unix") -> dict:
     return res
 
 
+def _spare_first(f: float) -> dict[str, float]:
+    """Magnitude fractions sparing the first convolution (54-72 weights: pruning it costs
+    the most accuracy per byte)."""
+    return {"conv2": f, "fc": f}
+
+
+# (channel fraction, index bits, magnitude fraction(s)) of the demo CNN's compressed variants
+PRUNED_CONFIGS = [(0.0, 3, 0.5), (0.25, 3, 0.5), (0.25, 2, 0.5), (0.25, 4, 0.5),
+                  (0.375, 3, _spare_first(0.5)), (0.375, 3, _spare_first(0.6)),
+                  (0.375, 3, _spare_first(0.65)), (0.375, 3, _spare_first(0.7)),
+                  (0.375, 3, _spare_first(0.8)), (0.375, 2, _spare_first(0.5)),
+                  (0.375, 4, _spare_first(0.7)), (0.5, 3, _spare_first(0.7))]
+PRUNE_EPOCHS = 30  # fine-tuning epochs per pruning step
+
+
 def measure_pruned(interpreter: str = "unix") -> dict:
     """The demo's digits CNN (host_sim/demo.py, trained by converter/train.py): pruned (channels
     and magnitude), weights shared and fine-tuned, per-tensor int8, clustered, names and
-    metadata dropped, compressed; bytes against its own int8 .tflite (compression_tflite.py)
-    and accuracy on the 450 test digits."""
+    metadata dropped (the NAMES and METADATA sections too), each layer kept as LUT indices or
+    decoded to int8, whichever deflates smaller, compressed (optimal deflate); bytes against
+    its own int8 .tflite (compression_tflite.py) and accuracy on the 450 test digits. The
+    smallest file within GOAL_POINTS of the int8 model gets a per-section breakdown."""
     from converter import prune, ptq
-    from converter.compress import compress_graph
+    from converter.compress import compress_graph, smallest_graph
+
     from host_sim.demo import cache_dir, load_digits_split, trained_model
 
     from .compression_tflite import to_tflite
@@ -125,27 +147,77 @@ def measure_pruned(interpreter: str = "unix") -> dict:
     base = writer.serialize(qm.graph)
     res = dict(tflite_bytes=len(to_tflite(qm)), trt_bytes=len(base),
                accuracy=accuracy(base, xq, yte, interpreter), n=len(yte),
-               interpreter=interpreter, rows=[])
-    for channels in (0.0, 0.25):
-        for bits in (2, 3, 4):
-            for fraction in (0.0, 0.5, 0.7):
-                g, _ = prune.compressed_demo_graph(model, xtr, ytr, fraction, channels, bits)
-                g.strip_names()
-                g.metadata = {}
-                for i in g.inputs + g.outputs:
-                    g.tensors[i].name = ""
-                z = compress_graph(g)
-                res["rows"].append(dict(channels=channels, bits=bits, fraction=fraction,
-                                        file_bytes=len(z),
-                                        accuracy=accuracy(z, xq, yte, interpreter)))
-                print(res["rows"][-1], flush=True)
+               interpreter=interpreter, epochs=PRUNE_EPOCHS, rows=[])
+    best = None
+    for channels, bits, fraction in PRUNED_CONFIGS:
+        g, _ = prune.compressed_demo_graph(model, xtr, ytr, fraction, channels, bits,
+                                           epochs=PRUNE_EPOCHS)
+        g.strip_names()
+        g.metadata = {}
+        for i in g.inputs + g.outputs:
+            g.tensors[i].name = ""
+        d, z = smallest_graph(g, minimal=True)
+        row = dict(channels=channels, bits=bits, fraction=fraction, file_bytes=len(z),
+                   zlib_bytes=len(compress_graph(g, optimal=False)),  # as before this work
+                   lut_layers=sum(op.opcode in (opcodes.FULLY_CONNECTED_LUT,
+                                                opcodes.CONV_2D_LUT) for op in d.ops),
+                   accuracy=accuracy(z, xq, yte, interpreter))
+        res["rows"].append(row)
+        print(row, flush=True)
+        if row["accuracy"] >= res["accuracy"] - GOAL_POINTS / 100 - 1e-9 and (
+                best is None or len(z) < best[0]["file_bytes"]):
+            best = (row, d)
+    if best is not None:
+        res["best"] = dict(best[0], ratio=best[0]["file_bytes"] / res["tflite_bytes"],
+                           sections=section_bytes(best[1]))
     return res
 
 
-def measure_updates(epochs: int = 5) -> dict:
-    """Update bytes (tinyrt diff: changed bytes, deflated) for the demo CNN: its last layer
-    fine-tuned on the training digits (the convolutions frozen: restored after every step),
-    and a full retrain from another seed; against the plain and the compressed file."""
+def section_bytes(g) -> dict[str, int]:
+    """What each part of a compressed model file costs: the stream's bytes less those with
+    that part zeroed (tensor records, op records, META, weights, biases, requant rows)."""
+    from converter.compress import compress_file, drop_sections
+    from converter.compress_tables import compute_tables
+
+    plain = drop_sections(writer.serialize(compute_tables(g)[0]))
+    total = len(compress_file(plain))
+    out = dict(file=total, header=20)
+    n = struct.unpack_from(ff.HEADER_FMT, plain)[2]
+    spans = {}
+    for i in range(n):
+        kind, off, length, _ = struct.unpack_from(ff.SECTION_FMT, plain,
+                                                  ff.HEADER_SIZE + i * ff.SECTION_SIZE)
+        spans[kind] = (off, length)
+        if kind != ff.DATA:
+            out[ff.SECTION_NAMES[kind]] = total - len(compress_file(
+                plain[:off] + bytes(length) + plain[off + length:]))
+    data = spans[ff.DATA][0]
+    t_off, t_len = spans[ff.TENSORS]
+    parts: dict[str, list] = {}
+    for i in range(t_len // ff.TENSOR_SIZE):
+        rec = struct.unpack_from(ff.TENSOR_FMT, plain, t_off + i * ff.TENSOR_SIZE)
+        if rec[2] == ff.CONST:
+            kind = {ff.INT8: "weights"}.get(rec[0], "int32 (bias, requant)")
+            parts.setdefault(kind, []).append((data + rec[4], rec[5]))
+    for kind, spans_ in parts.items():
+        b = bytearray(plain)
+        for off, length in spans_:
+            b[off:off + length] = bytes(length)
+        out[kind] = total - len(compress_file(bytes(b)))
+    return out
+
+
+SPARSE_K = 16  # weights a sparse last-layer fine-tune may move (prune.sparse_fine_tune)
+
+
+def measure_updates(epochs: int = 5, interpreter: str = "unix") -> dict:
+    """Update bytes (tinyrt diff: the smaller of changed bytes and bytewise differences,
+    deflated) for the demo CNN: its last layer fine-tuned on the training digits (the
+    convolutions frozen: restored after every step) and quantized three ways: recalibrated
+    (every scale of the layer moves), on the old file's grid (ptq.quantize(..., like=old)),
+    and with only SPARSE_K weights moved (prune.sparse_fine_tune) on the old grid; and a full
+    retrain from another seed. Against the plain and the compressed file, with each new
+    model's accuracy on the 450 test digits."""
     from converter import float_model as fm
     from converter import prune, ptq
     from converter.compress import compress_graph
@@ -154,27 +226,39 @@ def measure_updates(epochs: int = 5) -> dict:
     from converter.train import train
     from host_sim.demo import build_model, cache_dir, load_digits_split, trained_model
 
-    xtr, _, ytr, _ = load_digits_split()
+    xtr, xte, ytr, yte = load_digits_split()
     model, _ = trained_model("cnn_int8", xtr, ytr, cache_dir())
     old = ptq.quantize(model, xtr)
+    xq = old.quantize_input(xte)
     tuned = copy.deepcopy(model)
     convs = [la.name for la in tuned.layers if isinstance(la, fm.Conv2D)]
     prune.fine_tune(tuned, xtr[::-1], ytr[::-1], None, epochs, lr=1e-3, seed=7, frozen=convs)
-    new_ft = ptq.quantize(tuned, xtr)
+    sparse = prune.sparse_fine_tune(model, xtr[::-1], ytr[::-1], ["fc"], SPARSE_K, epochs,
+                                    lr=1e-3, seed=7, like=old)
     retrained = train(build_model("cnn_int8", seed=1), xtr, ytr, epochs=30)
-    new_re = ptq.quantize(retrained, xtr)
     # the files as the lossless encoding holds them decoded (SOFTMAX_EXP: no 2 KB table)
     base = writer.serialize(compute_tables(old.graph)[0])
     res = dict(old_bytes=len(base), old_compressed_bytes=len(compress_graph(old.graph)),
+               old_accuracy=accuracy(base, xq, yte, interpreter), sparse_k=SPARSE_K,
                fc_weight_share=float(model.layer("fc").weights.size / sum(
                    la.weights.size for la in model.layers if hasattr(la, "weights"))))
-    for key, qm in (("last_layer", new_ft), ("retrain", new_re)):
+    for key, qm in (("last_layer", ptq.quantize(tuned, xtr)),
+                    ("last_layer_like", ptq.quantize(tuned, xtr, like=old)),
+                    ("last_layer_sparse", ptq.quantize(sparse, xtr, like=old)),
+                    ("retrain", ptq.quantize(retrained, xtr))):
         new = writer.serialize(compute_tables(qm.graph)[0])
         upd, stats = make_update(base, new)
         res[key] = dict(new_bytes=len(new), update_bytes=len(upd),
                         percent_of_file=100 * len(upd) / len(new),
-                        percent_of_compressed=100 * len(upd) / len(compress_graph(qm.graph)))
+                        percent_of_compressed=100 * len(upd) / len(compress_graph(qm.graph)),
+                        encoding=stats.encoding, accuracy=accuracy(new, xq, yte, interpreter))
     return res
+
+
+def _fraction_label(f) -> str:
+    if isinstance(f, dict):
+        return "/".join(sorted(set(f"{int(100 * v)}" for v in f.values()))) + "%*"
+    return f"{int(100 * f)}%"
 
 
 def plot_pruned(res: dict, path: Path) -> None:
@@ -184,23 +268,27 @@ def plot_pruned(res: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     tfl = res["tflite_bytes"]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for channels, marker in ((0.0, "o"), (0.25, "s")):
-        for bits in (2, 3, 4):
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    markers = {0.0: "o", 0.25: "s", 0.375: "D", 0.5: "^"}
+    for bits, color in ((2, "tab:red"), (3, "tab:blue"), (4, "tab:green")):
+        for channels, marker in markers.items():
             rows = [r for r in res["rows"] if r["channels"] == channels and r["bits"] == bits]
+            if not rows:
+                continue
             ax.plot([r["file_bytes"] / tfl for r in rows], [100 * r["accuracy"] for r in rows],
-                    marker + "-", label=f"{bits}-bit, {int(100 * channels)} % channels pruned")
+                    marker, color=color, ls="",
+                    label=f"{bits}-bit, {100 * channels:g} % channels pruned")
             for r in rows:
-                ax.annotate(f"{int(100 * r['fraction'])}%", (r["file_bytes"] / tfl,
+                ax.annotate(_fraction_label(r["fraction"]), (r["file_bytes"] / tfl,
                             100 * r["accuracy"]), textcoords="offset points", xytext=(3, 3),
                             fontsize=7)
     ax.axhline(100 * res["accuracy"] - GOAL_POINTS, color="grey", ls=":", lw=1)
     ax.axvline(GOAL_RATIO, color="grey", ls="--", lw=1)
-    ax.plot([res["trt_bytes"] / tfl], [100 * res["accuracy"]], "k*", ms=10,
-            label=f"int8 .trt ({res['trt_bytes']:,} B)")
     ax.set_xlabel(f"compressed file bytes / its int8 .tflite ({tfl:,} B)")
     ax.set_ylabel(f"accuracy, % ({res['n']} digits, {res['interpreter']})")
-    ax.set_title("demo digits CNN: pruned (label: magnitude fraction) + shared + deflated")
+    ax.set_title("demo digits CNN: pruned (label: magnitude fraction; *: first conv spared)\n"
+                 f"+ shared + deflated; int8 .trt {res['trt_bytes']:,} B at "
+                 f"{100 * res['accuracy']:.1f} %", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -254,16 +342,43 @@ def print_lossless(rows: list[dict]) -> None:
         print(f"  mean {key} / .tflite bytes: {mean:.3f}")
 
 
-def main() -> None:
-    lossless = measure_lossless()
-    print_lossless(lossless)
-    pruned = measure_pruned()
-    plot_pruned(pruned, OUT / "compression_pruned.png")
-    updates = measure_updates()
-    print("updates of the demo CNN:", json.dumps(updates))
-    res = measure()
-    res.update(lossless=lossless, pruned=pruned, updates=updates)
-    (OUT / "compression.json").write_text(json.dumps(res, indent=1) + "\n")
+def _save(**parts) -> dict:
+    """Merge `parts` into compression.json (under a lock: parts may run in two processes)."""
+    import fcntl
+
+    path = OUT / "compression.json"
+    with open("/tmp/tinyrt-compression.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        res = json.loads(path.read_text()) if path.exists() else {}
+        clustered = parts.pop("clustered", None)
+        if clustered is not None:
+            res.update(clustered)
+        res.update(parts)
+        path.write_text(json.dumps(res, indent=1) + "\n")
+    return res
+
+
+PARTS = ("lossless", "pruned", "updates", "clustered")
+
+
+def main(parts=PARTS) -> None:
+    """Measure the given parts (all by default) and merge them into compression.json."""
+    if "lossless" in parts:
+        lossless = measure_lossless()
+        print_lossless(lossless)
+        _save(lossless=lossless)
+    if "pruned" in parts:
+        pruned = measure_pruned()
+        plot_pruned(pruned, OUT / "compression_pruned.png")
+        _save(pruned=pruned)
+        print("best within the accuracy goal:", json.dumps(pruned.get("best")))
+    if "updates" in parts:
+        updates = measure_updates()
+        print("updates of the demo CNN:", json.dumps(updates))
+        _save(updates=updates)
+    if "clustered" not in parts:
+        return
+    res = _save(clustered=measure())
     plot(res, OUT / "compression.png")
     tfl = res["tflite_bytes"]
     print(f"int8: .tflite {tfl:,} B, .trt {res['trt_bytes']:,} B (names stripped "
@@ -278,4 +393,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(sys.argv[1:] or PARTS)

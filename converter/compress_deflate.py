@@ -1,9 +1,10 @@
 """A deflate encoder for small model files that spends time to save bytes (the way zopfli
 does) within the 2^10-byte window the board decodes with: optimal parsing (shortest path over
 the bytes, each literal and match priced in bits by the previous pass's Huffman codes,
-iterated), one dynamic-Huffman block per segment, the segments cut at the file's section
-boundaries where that is smaller. Output: a zlib stream any inflater (MicroPython's
-`deflate`) reads; zlib's own is kept when it is smaller (converter/compress.py).
+iterated), one block per segment (dynamic Huffman codes, or the fixed ones when smaller), the
+segments cut at the file's section and constant-tensor boundaries where that is smaller.
+Output: a zlib stream any inflater (MicroPython's `deflate`) reads; zlib's own is kept when it
+is smaller (converter/compress.py).
 
 Huffman codes are length-limited by package-merge (15 bits; 7 for the code-length code). Bit
 order is deflate's: fields LSB first, Huffman codes MSB first (RFC 1951).
@@ -195,8 +196,17 @@ def _rle_lengths(lengths: list[int]) -> list[tuple[int, int, int]]:
     return out
 
 
-def _block(w: _Bits, seq, final: bool) -> None:
-    """One dynamic-Huffman block of `seq` (at most 15-bit codes)."""
+FIXED_LIT = [8] * 144 + [9] * 112 + [7] * 24 + [8] * 8  # RFC 1951 3.2.6
+FIXED_DIST = [5] * 30
+
+
+def _block(w: _Bits, seq, final: bool, fixed: bool = False) -> None:
+    """One block of `seq`: dynamic Huffman codes (at most 15 bits), or the fixed ones."""
+    if fixed:
+        w.put(1 if final else 0, 1)
+        w.put(1, 2)
+        _symbols(w, seq, FIXED_LIT, FIXED_DIST)
+        return
     lit_f, dist_f = _freqs(seq)
     lit_len = limited_lengths(lit_f, 15)
     dist_len = limited_lengths(dist_f, 15)
@@ -219,6 +229,10 @@ def _block(w: _Bits, seq, final: bool) -> None:
     for s, v, nb in rle:
         w.code(cl_code[s], cl_len[s])
         w.put(v, nb)
+    _symbols(w, seq, lit_len, dist_len)
+
+
+def _symbols(w: _Bits, seq, lit_len, dist_len) -> None:
     lit_code, dist_code = canonical(lit_len), canonical(dist_len)
     for a, d in seq:
         if d:
@@ -238,15 +252,16 @@ def _prices_of(lit_f, dist_f):
     return [n or 16 for n in ll], [n or 16 for n in dl]
 
 
-def _segment_bytes(seq, final: bool) -> int:
+def _segment_bytes(seq, final: bool, fixed: bool = False) -> int:
     w = _Bits()
-    _block(w, seq, final)
+    _block(w, seq, final, fixed)
     return len(w.out) * 8 + w.n
 
 
 def _optimal(data: bytes, matches, start: int, end: int, passes: int):
-    """(bits, sequence) of data[start:end] as one block, its parse iterated `passes` times
-    on the prices of the previous pass's statistics (shuffled when a pass gains nothing)."""
+    """(bits, sequence, fixed) of data[start:end] as one block: the fixed codes' parse, or
+    the dynamic codes' iterated `passes` times on the prices of the previous pass's
+    statistics (shuffled when a pass gains nothing), whichever is smaller."""
     lit_bits = [8.0] * 256 + [7.0] * 30
     dist_bits = [5.0] * 30
     best, last = None, None
@@ -264,7 +279,9 @@ def _optimal(data: bytes, matches, start: int, end: int, passes: int):
                       for f in dist_f]
         last = bits
         lit_bits, dist_bits = _prices_of(lit_f, dist_f)
-    return best
+    seq = _parse(data, matches, FIXED_LIT[:286], FIXED_DIST, start, end)
+    bits = _segment_bytes(seq, False, True)
+    return (bits, seq, True) if bits < best[0] else best + (False,)
 
 
 def deflate(data: bytes, wbits: int = 10, cuts=()) -> bytes:
@@ -273,7 +290,7 @@ def deflate(data: bytes, wbits: int = 10, cuts=()) -> bytes:
     statistics)."""
     matches = _matches(data, 1 << wbits)
     n = len(data)
-    memo: dict[tuple[int, int], tuple[int, list]] = {}
+    memo: dict[tuple[int, int, int], tuple] = {}
 
     def block(a: int, b: int, passes: int = SEARCH_PASSES):
         if (a, b, passes) not in memo:
@@ -296,7 +313,8 @@ def deflate(data: bytes, wbits: int = 10, cuts=()) -> bytes:
         points.remove(c)
     w = _Bits()
     for k, (a, b) in enumerate(zip(bounds, bounds[1:])):
-        _block(w, block(a, b, PASSES)[1], k == len(bounds) - 2)
+        _, seq, fixed = block(a, b, PASSES)
+        _block(w, seq, k == len(bounds) - 2, fixed)
     cmf = (wbits - 8) << 4 | 8
     flg = 31 - (cmf * 256) % 31
     return bytes([cmf, flg]) + w.bytes() + zlib.adler32(data).to_bytes(4, "big")

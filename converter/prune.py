@@ -141,11 +141,13 @@ def fine_tune(model: fm.FloatModel, x: np.ndarray, labels: np.ndarray,
               masks: dict[str, np.ndarray] | None = None, epochs: int = 10,
               batch_size: int = 32, lr: float = 1e-3, seed: int = 0,
               groups: dict[str, np.ndarray] | None = None, frozen=(),
-              free: dict[str, np.ndarray] | None = None) -> fm.FloatModel:
+              free: dict[str, np.ndarray] | None = None,
+              targets: np.ndarray | None = None) -> fm.FloatModel:
     """converter.train's loop (cross-entropy of the logits, Adam, cosine decay) with the masked
     weights put back to zero after every step, shared weights (`groups`) kept shared, the
     layers named in `frozen` put back as they were and, in a layer named in `free`, the
-    weights where its 0/1 mask is 0 put back as they were (its bias trains). Trains `model` in
+    weights where its 0/1 mask is 0 put back as they were (its bias trains). targets: class
+    probabilities (N, classes) to fit instead of the labels (distillation). Trains `model` in
     place and returns it."""
     masks = masks or {}
     keep = {la.name: {k: getattr(la, k) for k in la.ARRAYS} for la in model.layers
@@ -165,7 +167,10 @@ def fine_tune(model: fm.FloatModel, x: np.ndarray, labels: np.ndarray,
             logits, caches = tr.forward(x[idx])
             p = np.exp(logits - logits.max(axis=1, keepdims=True))
             p /= p.sum(axis=1, keepdims=True)
-            p[np.arange(len(idx)), labels[idx]] -= 1
+            if targets is None:
+                p[np.arange(len(idx)), labels[idx]] -= 1
+            else:
+                p -= targets[idx]
             grads = tr.backward((p / len(idx)).astype(np.float32), caches)
             tr.step(grads, 0.5 * lr * (1 + math.cos(math.pi * done / steps)))
             apply_masks(model, masks)
@@ -225,27 +230,39 @@ def sparsity(model: fm.FloatModel) -> float:
 
 def prune(model: fm.FloatModel, x: np.ndarray, labels: np.ndarray, fraction,
           channels: float = 0.0, epochs: int = 10, rounds: int = 3, lr: float = 1e-3,
-          seed: int = 0, bits: int | None = None) -> fm.FloatModel:
+          seed: int = 0, bits: int | None = None, distill: float = 0.0) -> fm.FloatModel:
     """A pruned, fine-tuned copy of `model`: first `channels` of each Conv2D's channels removed
     (then fine-tuned), then the magnitude fraction raised to `fraction` (one for every layer,
     or a dict of layer name -> fraction) in `rounds` steps, each fine-tuned for `epochs` with
     the zeros held; with `bits`, then the weights shared in 2^bits - 1 levels + zero per layer
-    and fine-tuned so (quantize it per tensor: quantize_per_tensor keeps the levels exact)."""
+    and fine-tuned so (quantize it per tensor: quantize_per_tensor keeps the levels exact).
+    distill: every fine-tune fits (1 - distill) * the labels + distill * the unpruned
+    model's class probabilities (knowledge distillation)."""
     fractions = list(fraction.values()) if isinstance(fraction, dict) else [fraction]
     if not all(0 <= f < 1 for f in fractions) or not 0 <= channels < 1:
         raise ValueError(f"pruning fractions {fraction}, {channels}: expected 0 <= f < 1")
     _check_sequential(model)
+    targets = None
+    if distill:
+        logits, _ = _Trainer(model).forward(  # the logits (no softmax)
+            np.asarray(x, np.float32).reshape((-1,) + model.input_shape))
+        logits = logits.reshape(len(logits), -1).astype(np.float64)
+        soft = np.exp(logits - logits.max(axis=1, keepdims=True))
+        soft /= soft.sum(axis=1, keepdims=True)
+        targets = ((1 - distill) * np.eye(soft.shape[1])[np.asarray(labels)]
+                   + distill * soft).astype(np.float32)
     model = prune_channels(model, channels) if channels else copy.deepcopy(model)
     if channels:
-        fine_tune(model, x, labels, None, epochs, lr=lr, seed=seed)
+        fine_tune(model, x, labels, None, epochs, lr=lr, seed=seed, targets=targets)
     masks = None
     for r in range(1, rounds + 1 if any(fractions) else 1):
         masks = magnitude_masks(model, {k: f * r / rounds for k, f in fraction.items()}
                                 if isinstance(fraction, dict) else fraction * r / rounds)
-        fine_tune(model, x, labels, masks, epochs, lr=lr, seed=seed + r)
+        fine_tune(model, x, labels, masks, epochs, lr=lr, seed=seed + r, targets=targets)
     if bits is not None:
         groups = share_weights(model, bits, masks)
-        fine_tune(model, x, labels, masks, epochs, lr=lr, seed=seed + rounds + 1, groups=groups)
+        fine_tune(model, x, labels, masks, epochs, lr=lr, seed=seed + rounds + 1, groups=groups,
+                  targets=targets)
     return model
 
 
@@ -273,15 +290,17 @@ def quantize_per_tensor(qm):
 
 
 def compressed_demo_graph(model: fm.FloatModel, x: np.ndarray, labels: np.ndarray,
-                          fraction: float, channels: float, bits: int | None,
-                          epochs: int = 10, rounds: int = 4, lr: float = 3e-3):
+                          fraction, channels: float, bits: int | None,
+                          epochs: int = 10, rounds: int = 4, lr: float = 3e-3,
+                          distill: float = 0.0):
     """Prune (and share weights) `model`, quantize it (per tensor when shared, so the levels
     stay exact) and cluster its int8 weights to `bits`: the Graph to write (names kept) and
     the clustered layers' sizes (converter.cluster.LayerSize)."""
     from .cluster import cluster_graph
     from .ptq import quantize
 
-    p = prune(model, x, labels, fraction, channels, epochs, rounds, lr, bits=bits)
+    p = prune(model, x, labels, fraction, channels, epochs, rounds, lr, bits=bits,
+              distill=distill)
     qm = quantize(p, x)
     if bits is None:
         return qm.graph, []

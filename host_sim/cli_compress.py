@@ -1,7 +1,8 @@
 """`tinyrt compress MODEL -o OUT.trt [--lossless] [--cluster BITS]`: weight sharing
 (converter/cluster.py) and lossless zlib coding of the whole file (converter/compress.py), with
 the size table (file bytes against the .tflite, per layer) and, given inputs and labels, the
-accuracy before and after."""
+accuracy before and after. With --lossless, each clustered layer is kept as LUT indices or
+decoded to int8 weights, whichever deflates smaller (the outputs are the same)."""
 
 from __future__ import annotations
 
@@ -90,6 +91,17 @@ def pruned_graph(args: argparse.Namespace, src: Path, calib: np.ndarray | None):
                                  args.cluster, epochs=args.epochs)
 
 
+def prune_fraction(text: str):
+    """--prune: a fraction, or layer=fraction pairs separated by commas."""
+    try:
+        if "=" not in text:
+            return float(text)
+        return {k.strip(): float(v) for k, v in (kv.split("=") for kv in text.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a fraction (0.7) or layer="
+                                         "fraction pairs (conv2=0.7,fc=0.8)") from None
+
+
 def cmd_compress(args: argparse.Namespace) -> int:
     from converter import cluster, writer
     from converter.compress import compress_graph
@@ -133,16 +145,29 @@ def cmd_compress(args: argparse.Namespace) -> int:
             new, sizes = cluster.cluster_graph(g, args.cluster, args.min_weights)
         except ValueError as e:
             return fail(str(e))
-    after = writer.serialize(new)
-    written = compress_graph(new) if args.lossless else after
+    if args.lossless and sizes:
+        from converter.compress import smallest_graph
+
+        new, written = smallest_graph(new, args.minimal)
+        after = writer.serialize(new)
+    else:
+        after = writer.serialize(new)
+        written = compress_graph(new, args.minimal) if args.lossless else after
+        if args.minimal and not args.lossless:
+            from converter.compress import drop_sections
+
+            written = drop_sections(after)
     Path(args.output).write_bytes(written)
     tflite = src.stat().st_size if src.suffix == ".tflite" else None
     if args.cluster is not None:
         print(f"{args.output}: {len(sizes)} layers clustered to {1 << args.cluster} levels "
               f"({args.cluster}-bit indices)")
     if args.lossless:
+        n_lut = sum(op.opcode in cluster._DECODED for op in new.ops)
         print(f"{args.output}: the model file ({len(after):,} B) compressed losslessly to "
-              f"{len(written):,} B, decoded at load")
+              f"{len(written):,} B, decoded at load"
+              + (f"; {n_lut} of {len(sizes)} clustered layers kept as LUT indices, the others "
+                 "as int8 (smaller deflated)" if sizes else ""))
     print("\n".join(size_table(len(before), len(written), tflite, sizes)))
     if x is not None:
         if x.dtype.kind == "f":
@@ -169,10 +194,11 @@ def add_parser(add) -> None:
                    help="index width, 2..6 bits (2^BITS shared weights per layer)")
     p.add_argument("--lossless", action="store_true", help="code the whole file with zlib "
                    "(decoded at load on the board into RAM; outputs unchanged)")
-    p.add_argument("--prune", type=float, metavar="FRACTION", help="magnitude pruning: this "
-                   "fraction of each FC / CONV_2D layer's weights set to zero, fine-tuned (a "
-                   "float .npz model and --train data); with --cluster, weights shared in "
-                   "float and fine-tuned so, then quantized per tensor")
+    p.add_argument("--prune", type=prune_fraction, metavar="FRACTION", help="magnitude "
+                   "pruning: this fraction of each FC / CONV_2D layer's weights set to zero "
+                   "(or per layer: conv2=0.7,fc=0.8; layers not named are not pruned), "
+                   "fine-tuned (a float .npz model and --train data); with --cluster, weights "
+                   "shared in float and fine-tuned so, then quantized per tensor")
     p.add_argument("--channels", type=float, metavar="FRACTION", help="channel pruning: this "
                    "fraction of each CONV_2D's output channels removed (smallest L1), fine-tuned")
     p.add_argument("--train", metavar="X.npy", help="fine-tuning inputs (real values) for "
@@ -185,6 +211,9 @@ def add_parser(add) -> None:
                    "makes the file smaller)")
     p.add_argument("--strip-names", action="store_true",
                    help="drop the tensor names but the inputs' and outputs' (smaller file)")
+    p.add_argument("--minimal", action="store_true",
+                   help="drop the optional NAMES and METADATA sections (names, labels, "
+                   "converter version): the smallest file")
     p.add_argument("--calib", metavar="X.npy", help="calibration inputs (a float .npz model)")
     p.add_argument("--eval", metavar="X.npy", help="inputs for accuracy before/after: raw "
                    "int8 values, or real ones (quantized with the input's scale)")

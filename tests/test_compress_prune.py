@@ -13,7 +13,7 @@ import pytest
 
 from converter import cluster, ptq, prune, writer
 from converter import float_model as fm
-from converter.compress import compress_graph
+from converter.compress import compress_graph, smallest_graph
 from host_sim.demo import build_model, load_digits_split
 from host_sim.device import invoke_models
 
@@ -75,16 +75,35 @@ def test_masks_and_shared_weights_survive_fine_tuning(trained, digits):
 
 
 def test_pruned_compressed_model_on_every_interpreter(interpreter, trained, digits):
+    """The LUT file, the smallest one (some layers decoded to int8, no NAMES / METADATA,
+    optimal deflate) and the decoded int8 file give the same outputs."""
     xtr, xte, ytr, _ = digits
-    g, sizes = prune.compressed_demo_graph(trained, xtr, ytr, 0.5, 0.25, 3, epochs=1,
-                                           rounds=1)
+    g, sizes = prune.compressed_demo_graph(trained, xtr, ytr, {"conv2": 0.7, "fc": 0.7},
+                                           0.25, 3, epochs=1, rounds=1)
     assert [s.op for s in sizes] == ["CONV_2D", "CONV_2D", "FULLY_CONNECTED"]
     dec = writer.serialize(cluster.decoded_graph(g))
+    small_g, small = smallest_graph(g, minimal=True)
+    assert len(small) < len(compress_graph(g)) and len(small) <= len(compress_graph(
+        cluster.decoded_graph(g), minimal=True))
     xq = [[x] for x in ptq.quantize(trained, xtr).quantize_input(xte[:4])]
-    lut, plain = invoke_models([(compress_graph(g), xq), (dec, xq)], interpreter)
+    lut, smallest, plain = invoke_models([(compress_graph(g), xq), (small, xq), (dec, xq)],
+                                         interpreter)
     assert len(lut) == 4
-    for (a,), (b,) in zip(lut, plain):
-        np.testing.assert_array_equal(a, b)
+    for (a,), (b,), (c,) in zip(lut, smallest, plain):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, c)
+
+
+def test_per_layer_fractions_and_distillation(trained, digits):
+    xtr, _, ytr, _ = digits
+    masks = prune.magnitude_masks(trained, {"conv2": 0.7, "fc": 0.5})
+    assert masks["conv1"].all() and masks["conv2"].mean() == pytest.approx(0.3, abs=0.01)
+    assert masks["fc"].mean() == pytest.approx(0.5, abs=0.01)
+    p = prune.prune(trained, xtr, ytr, {"conv2": 0.7}, epochs=1, rounds=1, distill=0.5)
+    assert np.mean(p.layer("conv2").weights == 0) == pytest.approx(0.7, abs=0.01)
+    assert not np.any(p.layer("conv1").weights == 0) and not np.any(p.layer("fc").weights == 0)
+    with pytest.raises(ValueError, match="expected 0 <= f < 1"):
+        prune.prune(trained, xtr, ytr, {"fc": 1.0})
 
 
 def test_cli_prune(tmp_path, capsys, trained, digits):
@@ -95,16 +114,24 @@ def test_cli_prune(tmp_path, capsys, trained, digits):
     for name, a in (("xt", xtr), ("yt", ytr), ("xe", xte), ("ye", yte)):
         np.save(tmp_path / f"{name}.npy", a)
     out = tmp_path / "p.trt"
-    args = ["compress", str(tmp_path / "m.npz"), "-o", str(out), "--prune", "0.5",
-            "--channels", "0.25", "--cluster", "3", "--lossless", "--epochs", "1",
+    args = ["compress", str(tmp_path / "m.npz"), "-o", str(out), "--prune", "conv2=0.7,fc=0.7",
+            "--channels", "0.25", "--cluster", "3", "--lossless", "--minimal", "--epochs", "1",
             "--train", str(tmp_path / "xt.npy"), "--train-labels", str(tmp_path / "yt.npy"),
             "--eval", str(tmp_path / "xe.npy"), "--labels", str(tmp_path / "ye.npy")]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "3 layers clustered to 8 levels" in text and "compressed losslessly" in text
+    assert re.search(r"\d of 3 clustered layers kept as LUT indices", text)
+    from converter.compress import decompress_file
+    from converter.inspect_model import describe
+
+    assert describe(decompress_file(out.read_bytes()))["metadata"] == {}  # --minimal
     size = re.search(r"file bytes ([\d,]+) -> ([\d,]+)", text)
     assert size and int(size[2].replace(",", "")) == len(out.read_bytes())
     assert int(size[2].replace(",", "")) < 0.5 * int(size[1].replace(",", ""))
     assert re.search(r"accuracy \S+ -> \S+ \([+-]\d+\.\d\d points, 60 inputs", text)
     assert main(args[:6]) == 2
     assert "need --train" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(args[:4] + ["--prune", "conv2:0.7"])
+    assert "expected a fraction (0.7) or layer=fraction pairs" in capsys.readouterr().err
