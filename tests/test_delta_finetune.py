@@ -12,7 +12,9 @@ import pytest
 
 from converter import prune, ptq
 from converter.delta import apply_update, make_update
+from host_sim import run
 from host_sim.demo import build_model, load_digits_split
+from host_sim.device import invoke_models
 
 CONVS = ["conv1", "conv2"]
 
@@ -99,3 +101,40 @@ def test_like_refuses_another_architecture(trained, digits, old):
         ptq.quantize(pruned, digits[0], like=old)
     with pytest.raises(ValueError, match="like= keeps"):
         ptq.quantize(trained, digits[0], like=old, calibration="percentile")
+
+
+# The old model written where the board can write, the update applied, the result run on the
+# digits given (one per line of x.json): prints [applied, outputs].
+APPLY = r"""
+import json, sys, tinyrt
+P = "/m.trt" if sys.platform == "qemu" else "m.trt"
+src = open("old.trt", "rb"); dst = open(P, "wb"); dst.write(src.read()); dst.close(); src.close()
+applied = tinyrt.update(P, "u.bin")
+m = tinyrt.load(P)
+outs = []
+for x in json.load(open("x.json")):
+    m.input(0).set(x)
+    outs.append(m.invoke().tolist())
+print(json.dumps([applied, outs]))
+"""
+
+
+def test_fine_tune_update_applies_on_the_board(interpreter, trained, digits, old):
+    """The sparse last-layer update (format 2) turns the old demo CNN into the tuned one on
+    the board: its outputs are the tuned file's, to the bit."""
+    import json
+
+    xtr, xte, ytr, _ = digits
+    tuned = prune.sparse_fine_tune(trained, xtr[::-1], ytr[::-1], ["fc"], 16, epochs=2,
+                                   seed=7, like=old)
+    new = ptq.quantize(tuned, xtr, like=old).model_bytes
+    u, st = make_update(old.model_bytes, new)
+    assert st.encoding == "arithmetic"
+    xq = old.quantize_input(xte[:6]).reshape(6, -1)
+    r = run(APPLY, interpreter, files={"old.trt": old.model_bytes, "u.bin": u,
+                                       "x.json": json.dumps(xq.tolist()).encode()})
+    assert r.returncode == 0, r.stderr
+    applied, outs = json.loads(r.stdout.splitlines()[-1])
+    want = invoke_models([(new, [[x] for x in xq])], "cpython")[0]
+    assert applied is True
+    assert [list(w[0]) for w in want] == outs
