@@ -90,26 +90,33 @@ def _check_axis(what, size, out, f, s, pad):
                          "window outside the input of %d" % (what, out, f, s, pad, size))
 
 
+def check_window(op, x, y, max_taps, what):
+    """A pooling op's params and shapes, checked: (n, h, w, c, oh, ow) of x and y."""
+    if len(op.params) != 8:
+        raise ModelError("pool has %d params, expected 8 (filter_h, filter_w, stride_h, "
+                         "stride_w, pad_h, pad_w, act_min, act_max)" % len(op.params))
+    fh, fw, sh, sw, ph, pw, _, _ = op.params
+    if len(x.shape) != 4 or len(y.shape) != 4:
+        raise ModelError("pool shapes x %r, y %r, expected (N, H, W, C)" % (x.shape, y.shape))
+    n, h, w, c = x.shape
+    if y.shape[0] != n or y.shape[3] != c:
+        raise ModelError("pool shapes x %r, y %r: batch and channels differ"
+                         % (x.shape, y.shape))
+    oh = y.shape[1]
+    ow = y.shape[2]
+    _check_axis("height", h, oh, fh, sh, ph)
+    _check_axis("width", w, ow, fw, sw, pw)
+    if fh * fw > max_taps:
+        raise ModelError("%s filter %dx%d has more than %d taps" % (what, fh, fw, max_taps))
+    return n, h, w, c, oh, ow
+
+
 class Pool:
     def __init__(self, model, op):
         x = tensor(model, op, 0, "input")
         y = tensor(model, op, ~0, "output")
-        if len(op.params) != 8:
-            raise ModelError("pool has %d params, expected 8 (filter_h, filter_w, stride_h, "
-                             "stride_w, pad_h, pad_w, act_min, act_max)" % len(op.params))
+        n, h, w, c, oh, ow = check_window(op, x, y, _MAX_TAPS, "pool")
         fh, fw, sh, sw, ph, pw, act_min, act_max = op.params
-        if len(x.shape) != 4 or len(y.shape) != 4:
-            raise ModelError("pool shapes x %r, y %r, expected (N, H, W, C)" % (x.shape, y.shape))
-        n, h, w, c = x.shape
-        if y.shape[0] != n or y.shape[3] != c:
-            raise ModelError("pool shapes x %r, y %r: batch and channels differ"
-                             % (x.shape, y.shape))
-        oh = y.shape[1]
-        ow = y.shape[2]
-        _check_axis("height", h, oh, fh, sh, ph)
-        _check_axis("width", w, ow, fw, sw, pw)
-        if fh * fw > _MAX_TAPS:
-            raise ModelError("pool filter %dx%d has more than %d taps" % (fh, fw, _MAX_TAPS))
         if x.zero_point != y.zero_point or abs(x.scale - y.scale) > 1e-6:
             raise ModelError("pool quantization x (%g, %d), y (%g, %d): expected equal"
                              % (x.scale, x.zero_point, y.scale, y.zero_point))

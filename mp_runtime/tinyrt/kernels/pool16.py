@@ -11,7 +11,7 @@ from .. import opcodes
 from ..errors import ModelError
 from ..fileformat import INT16
 from .common import check_activation, tensor
-from .pool import _check_axis
+from .pool import check_window
 
 _MAX_TAPS = (1 << 15) - 1
 
@@ -60,23 +60,8 @@ class Pool16:
     def __init__(self, model, op):
         x = tensor(model, op, 0, "input", INT16)
         y = tensor(model, op, ~0, "output", INT16)
-        if len(op.params) != 8:
-            raise ModelError("pool has %d params, expected 8 (filter_h, filter_w, stride_h, "
-                             "stride_w, pad_h, pad_w, act_min, act_max)" % len(op.params))
+        n, h, w, c, oh, ow = check_window(op, x, y, _MAX_TAPS, "int16 pool")
         fh, fw, sh, sw, ph, pw, act_min, act_max = op.params
-        if len(x.shape) != 4 or len(y.shape) != 4:
-            raise ModelError("pool shapes x %r, y %r, expected (N, H, W, C)" % (x.shape, y.shape))
-        n, h, w, c = x.shape
-        if y.shape[0] != n or y.shape[3] != c:
-            raise ModelError("pool shapes x %r, y %r: batch and channels differ"
-                             % (x.shape, y.shape))
-        oh = y.shape[1]
-        ow = y.shape[2]
-        _check_axis("height", h, oh, fh, sh, ph)
-        _check_axis("width", w, ow, fw, sw, pw)
-        if fh * fw > _MAX_TAPS:
-            raise ModelError("int16 pool filter %dx%d has more than %d taps"
-                             % (fh, fw, _MAX_TAPS))
         if x.zero_point or y.zero_point:
             raise ModelError("int16 pool zero points %d, %d: expected 0"
                              % (x.zero_point, y.zero_point))
