@@ -95,10 +95,12 @@ def apply_masks(model: fm.FloatModel, masks: dict[str, np.ndarray]) -> None:
 
 
 def share_weights(model: fm.FloatModel, bits: int,
-                  masks: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+                  masks: dict[str, np.ndarray] | None = None,
+                  grid: int | None = None) -> dict[str, np.ndarray]:
     """Weight sharing in float (Deep Compression): per Conv2D / Dense layer, its unpruned
     weights in 2^bits - 1 clusters by 1-D k-means (the pruned ones are the zero level); returns
-    each layer's cluster of every weight (-1: pruned) and sets the weights to the centroids."""
+    each layer's cluster of every weight (-1: pruned) and sets the weights to the centroids
+    (on `grid`, see project)."""
     masks = masks or {}
     groups = {}
     for layer in model.layers:
@@ -117,13 +119,17 @@ def share_weights(model: fm.FloatModel, bits: int,
         assign = np.full(w.size, -1, np.int64)
         assign[live] = a if v.size else []
         groups[layer.name] = assign.reshape(layer.weights.shape)
-    project(model, groups)
+    project(model, groups, grid)
     return groups
 
 
-def project(model: fm.FloatModel, groups: dict[str, np.ndarray]) -> None:
+def project(model: fm.FloatModel, groups: dict[str, np.ndarray], grid: int | None = None
+            ) -> None:
     """Each shared weight set to its cluster's mean (pruned ones to 0): after a training step
-    this is the step of the shared weight (the members' gradients averaged)."""
+    this is the step of the shared weight (the members' gradients averaged). grid: the means
+    then rounded to multiples of max |mean| / grid (quantize_per_tensor(qm, top=grid) then
+    stores them exactly as the integers -grid..grid: small weights, and small int32 biases as
+    their scale is larger)."""
     for layer in model.layers:
         if layer.name not in groups:
             continue
@@ -133,7 +139,11 @@ def project(model: fm.FloatModel, groups: dict[str, np.ndarray]) -> None:
         live = a >= 0
         sums = np.bincount(a[live], w[live], minlength=a.max() + 1)
         counts = np.bincount(a[live], minlength=a.max() + 1)
-        out[live] = (sums / np.maximum(counts, 1))[a[live]]
+        means = sums / np.maximum(counts, 1)
+        top = np.abs(means[counts > 0]).max() if np.any(counts) else 0.0
+        if grid and top > 0:
+            means = np.round(means / (top / grid)) * (top / grid)
+        out[live] = means[a[live]]
         layer.weights = out.reshape(layer.weights.shape).astype(np.float32)
 
 
@@ -142,13 +152,13 @@ def fine_tune(model: fm.FloatModel, x: np.ndarray, labels: np.ndarray,
               batch_size: int = 32, lr: float = 1e-3, seed: int = 0,
               groups: dict[str, np.ndarray] | None = None, frozen=(),
               free: dict[str, np.ndarray] | None = None,
-              targets: np.ndarray | None = None) -> fm.FloatModel:
+              targets: np.ndarray | None = None, grid: int | None = None) -> fm.FloatModel:
     """converter.train's loop (cross-entropy of the logits, Adam, cosine decay) with the masked
     weights put back to zero after every step, shared weights (`groups`) kept shared, the
     layers named in `frozen` put back as they were and, in a layer named in `free`, the
     weights where its 0/1 mask is 0 put back as they were (its bias trains). targets: class
-    probabilities (N, classes) to fit instead of the labels (distillation). Trains `model` in
-    place and returns it."""
+    probabilities (N, classes) to fit instead of the labels (distillation); grid: the shared
+    weights' (see project). Trains `model` in place and returns it."""
     masks = masks or {}
     keep = {la.name: {k: getattr(la, k) for k in la.ARRAYS} for la in model.layers
             if la.name in frozen}
@@ -175,7 +185,7 @@ def fine_tune(model: fm.FloatModel, x: np.ndarray, labels: np.ndarray,
             tr.step(grads, 0.5 * lr * (1 + math.cos(math.pi * done / steps)))
             apply_masks(model, masks)
             if groups:
-                project(model, groups)
+                project(model, groups, grid)
             for la in model.layers:
                 for k, v in keep.get(la.name, {}).items():
                     setattr(la, k, v)
@@ -230,14 +240,16 @@ def sparsity(model: fm.FloatModel) -> float:
 
 def prune(model: fm.FloatModel, x: np.ndarray, labels: np.ndarray, fraction,
           channels: float = 0.0, epochs: int = 10, rounds: int = 3, lr: float = 1e-3,
-          seed: int = 0, bits: int | None = None, distill: float = 0.0) -> fm.FloatModel:
+          seed: int = 0, bits: int | None = None, distill: float = 0.0,
+          grid: int | None = None) -> fm.FloatModel:
     """A pruned, fine-tuned copy of `model`: first `channels` of each Conv2D's channels removed
     (then fine-tuned), then the magnitude fraction raised to `fraction` (one for every layer,
     or a dict of layer name -> fraction) in `rounds` steps, each fine-tuned for `epochs` with
     the zeros held; with `bits`, then the weights shared in 2^bits - 1 levels + zero per layer
     and fine-tuned so (quantize it per tensor: quantize_per_tensor keeps the levels exact).
     distill: every fine-tune fits (1 - distill) * the labels + distill * the unpruned
-    model's class probabilities (knowledge distillation)."""
+    model's class probabilities (knowledge distillation). grid: the shared levels kept on a
+    grid of integers -grid..grid (project)."""
     fractions = list(fraction.values()) if isinstance(fraction, dict) else [fraction]
     if not all(0 <= f < 1 for f in fractions) or not 0 <= channels < 1:
         raise ValueError(f"pruning fractions {fraction}, {channels}: expected 0 <= f < 1")
@@ -260,25 +272,28 @@ def prune(model: fm.FloatModel, x: np.ndarray, labels: np.ndarray, fraction,
                                 if isinstance(fraction, dict) else fraction * r / rounds)
         fine_tune(model, x, labels, masks, epochs, lr=lr, seed=seed + r, targets=targets)
     if bits is not None:
-        groups = share_weights(model, bits, masks)
+        groups = share_weights(model, bits, masks, grid)
         fine_tune(model, x, labels, masks, epochs, lr=lr, seed=seed + rounds + 1, groups=groups,
-                  targets=targets)
+                  targets=targets, grid=grid)
     return model
 
 
-def quantize_per_tensor(qm):
+def quantize_per_tensor(qm, top: int = 127):
     """A converter.ptq QuantizedModel with its Conv2D / Dense weights requantized with one scale
-    per layer (max |w| / 127): shared float weights stay exactly 2^bits int8 levels (per-channel
-    scales would split them), and every channel's requantization row is the same (they deflate
-    to nothing). The graph is rebuilt; biases are requantized from the corrected float bias."""
+    per layer (max |w| / top): shared float weights stay exactly 2^bits int8 levels (per-channel
+    scales would split them), and every channel's requantization row is the same (one row in a
+    compressed file: compress.slim_graph). A small `top` (weights shared on that grid: prune's
+    grid=) makes the weights small integers, and the int32 biases smaller by 127 / top (their
+    scale is the input's times the weights'): fewer distinct bytes to deflate. The graph is
+    rebuilt; biases are requantized from the corrected float bias."""
     from .ptq import build_graph
 
     for st in qm.steps:
         if st.w_q is None or st.binary:
             continue
         w = np.asarray(st.layer.weights, np.float64)
-        top = np.abs(w).max()
-        s = np.float32(top / 127 if top > 0 else 1.0)
+        t = np.abs(w).max()
+        s = np.float32(t / top if t > 0 else 1.0)
         st.w_scale = np.full(st.w_q.shape[0], s, np.float32)
         st.w_q = np.clip(np.round(w / np.float64(s)), -127, 127).astype(np.int8)
         st.bias_scale = np.float64(qm.qparams[st.srcs[0]][0]) * st.w_scale.astype(np.float64)
@@ -289,19 +304,47 @@ def quantize_per_tensor(qm):
     return qm
 
 
+def short_scales(qm, bits: int):
+    """Round the activation scales of a converter.ptq QuantizedModel computed by its layers up
+    to `bits` significant bits (each range grows by < 2^(1 - bits); zero points recomputed):
+    float32 scales ending in zero bytes, which deflate, in the file's tensor records. The
+    input's scale is the model's interface (how data is quantized for it): kept. Call before
+    quantize_per_tensor, which rebuilds the weights' scales, the biases and the graph."""
+    def up(s: float) -> float:
+        step = 2.0 ** (math.floor(math.log2(s)) + 1 - bits)
+        return float(np.float32(math.ceil(s / step) * step))
+
+    q = qm.qparams
+    for st in qm.steps:
+        src = q.get(st.srcs[0])
+        if st.mode == "int8":
+            st.scale = up(st.scale)
+            lo = min(float(st.lo), 0.0)
+            st.zero_point = int(np.clip(round(-128 - lo / st.scale), -128, 127))
+        elif st.mode == "same":
+            st.scale, st.zero_point = src
+        if st.mode != "packed":
+            q[st.out] = (st.scale, st.zero_point)
+    return qm
+
+
 def compressed_demo_graph(model: fm.FloatModel, x: np.ndarray, labels: np.ndarray,
                           fraction, channels: float, bits: int | None,
                           epochs: int = 10, rounds: int = 4, lr: float = 3e-3,
-                          distill: float = 0.0):
-    """Prune (and share weights) `model`, quantize it (per tensor when shared, so the levels
-    stay exact) and cluster its int8 weights to `bits`: the Graph to write (names kept) and
-    the clustered layers' sizes (converter.cluster.LayerSize)."""
+                          distill: float = 0.0, grid: int | None = None,
+                          scale_bits: int | None = None, seed: int = 0):
+    """Prune (and share weights, on `grid`) `model`, quantize it (per tensor when shared, so
+    the levels stay exact: the integers -grid..grid with a grid), its activation scales
+    rounded to `scale_bits` (short_scales), and cluster its int8 weights to `bits`: the Graph
+    to write (names kept) and the clustered layers' sizes (converter.cluster.LayerSize)."""
     from .cluster import cluster_graph
     from .ptq import quantize
 
-    p = prune(model, x, labels, fraction, channels, epochs, rounds, lr, bits=bits,
-              distill=distill)
+    p = prune(model, x, labels, fraction, channels, epochs, rounds, lr, seed=seed, bits=bits,
+              distill=distill, grid=grid if bits is not None else None)
     qm = quantize(p, x)
+    if scale_bits:
+        short_scales(qm, scale_bits)
     if bits is None:
-        return qm.graph, []
-    return cluster_graph(quantize_per_tensor(qm).graph, bits, 0)
+        return (quantize_per_tensor(qm, grid).graph if grid else qm.graph), []
+    return cluster_graph(quantize_per_tensor(qm, grid or 127).graph, bits, 0)

@@ -88,7 +88,8 @@ def pruned_graph(args: argparse.Namespace, src: Path, calib: np.ndarray | None):
     model = ptq.load_float_model(str(src))
     del calib  # the fine-tuning inputs calibrate the pruned model
     return compressed_demo_graph(model, xt, yt, args.prune or 0.0, args.channels or 0.0,
-                                 args.cluster, epochs=args.epochs)
+                                 args.cluster, epochs=args.epochs, grid=args.grid,
+                                 scale_bits=args.scale_bits)
 
 
 def prune_fraction(text: str):
@@ -154,9 +155,9 @@ def cmd_compress(args: argparse.Namespace) -> int:
         after = writer.serialize(new)
         written = compress_graph(new, args.minimal) if args.lossless else after
         if args.minimal and not args.lossless:
-            from converter.compress import drop_sections
+            from converter.compress import drop_sections, slim_graph
 
-            written = drop_sections(after)
+            written = drop_sections(writer.serialize(slim_graph(new)))
     Path(args.output).write_bytes(written)
     tflite = src.stat().st_size if src.suffix == ".tflite" else None
     if args.cluster is not None:
@@ -201,6 +202,11 @@ def add_parser(add) -> None:
                    "shared in float and fine-tuned so, then quantized per tensor")
     p.add_argument("--channels", type=float, metavar="FRACTION", help="channel pruning: this "
                    "fraction of each CONV_2D's output channels removed (smallest L1), fine-tuned")
+    p.add_argument("--grid", type=int, metavar="N", help="with --prune and --cluster: the "
+                   "shared weights kept on the integers -N..N times one scale per layer while "
+                   "fine-tuned (e.g. 15: small int8 weights and int32 biases, which deflate)")
+    p.add_argument("--scale-bits", type=int, metavar="B", help="with --prune: the activation "
+                   "scales (not the input's) rounded up to B significant bits (e.g. 5)")
     p.add_argument("--train", metavar="X.npy", help="fine-tuning inputs (real values) for "
                    "--prune / --channels; also the calibration inputs by default")
     p.add_argument("--train-labels", metavar="Y.npy", help="class labels of --train")
@@ -213,7 +219,8 @@ def add_parser(add) -> None:
                    help="drop the tensor names but the inputs' and outputs' (smaller file)")
     p.add_argument("--minimal", action="store_true",
                    help="drop the optional NAMES and METADATA sections (names, labels, "
-                   "converter version): the smallest file")
+                   "converter version), keep a per-tensor layer's requantization table as one "
+                   "row, drop a RESHAPE before FULLY_CONNECTED: the smallest file")
     p.add_argument("--calib", metavar="X.npy", help="calibration inputs (a float .npz model)")
     p.add_argument("--eval", metavar="X.npy", help="inputs for accuracy before/after: raw "
                    "int8 values, or real ones (quantized with the input's scale)")

@@ -13,7 +13,7 @@ import pytest
 
 from converter import cluster, ptq, prune, writer
 from converter import float_model as fm
-from converter.compress import compress_graph, smallest_graph
+from converter.compress import compress_graph, slim_graph, smallest_graph
 from host_sim.demo import build_model, load_digits_split
 from host_sim.device import invoke_models
 
@@ -75,14 +75,18 @@ def test_masks_and_shared_weights_survive_fine_tuning(trained, digits):
 
 
 def test_pruned_compressed_model_on_every_interpreter(interpreter, trained, digits):
-    """The LUT file, the smallest one (some layers decoded to int8, no NAMES / METADATA,
-    optimal deflate) and the decoded int8 file give the same outputs."""
+    """The LUT file, the smallest one (some layers decoded to int8, no NAMES / METADATA, one
+    requantization row per layer, no RESHAPE, optimal deflate) and the decoded int8 file give
+    the same outputs (weights shared on the integers -15..15, short activation scales)."""
     xtr, xte, ytr, _ = digits
     g, sizes = prune.compressed_demo_graph(trained, xtr, ytr, {"conv2": 0.7, "fc": 0.7},
-                                           0.25, 3, epochs=1, rounds=1)
+                                           0.25, 3, epochs=1, rounds=1, grid=15, scale_bits=5)
     assert [s.op for s in sizes] == ["CONV_2D", "CONV_2D", "FULLY_CONNECTED"]
     dec = writer.serialize(cluster.decoded_graph(g))
     small_g, small = smallest_graph(g, minimal=True)
+    assert "RESHAPE" not in [op.name for op in small_g.ops] and len(small_g.ops) == 6
+    assert [small_g.tensors[op.inputs[-1]].shape for op in small_g.ops
+            if op.name.startswith(("CONV", "FULLY"))] == [(1, 3)] * 3
     assert len(small) < len(compress_graph(g)) and len(small) <= len(compress_graph(
         cluster.decoded_graph(g), minimal=True))
     xq = [[x] for x in ptq.quantize(trained, xtr).quantize_input(xte[:4])]
@@ -92,6 +96,53 @@ def test_pruned_compressed_model_on_every_interpreter(interpreter, trained, digi
     for (a,), (b,), (c,) in zip(lut, smallest, plain):
         np.testing.assert_array_equal(a, c)
         np.testing.assert_array_equal(b, c)
+
+
+def test_slim_graph(trained, digits):
+    """One requantization row where a layer's rows are all the same (per-tensor weights), the
+    (C, 3) table where they differ (per-channel); the flatten RESHAPE dropped; same outputs."""
+    xtr, xte, _, _ = digits
+    per_channel = ptq.quantize(trained, xtr)
+    per_tensor = prune.quantize_per_tensor(ptq.quantize(trained, xtr))
+    xq = [[x] for x in per_channel.quantize_input(xte[:3])]
+    for qm, rows in ((per_channel, [8, 16, 10]), (per_tensor, [1, 1, 1])):
+        g = qm.graph
+        s = slim_graph(g)
+        assert [op.name for op in s.ops] == [op.name for op in g.ops if op.name != "RESHAPE"]
+        assert len(s.tensors) == len(g.tensors) - 1 and len(g.ops) == 7
+        tables = [s.tensors[op.inputs[3]] for op in s.ops if op.name in ("CONV_2D",
+                                                                         "FULLY_CONNECTED")]
+        assert [t.shape[0] for t in tables] == rows and all(t.shape[1] == 3 for t in tables)
+        assert len(writer.serialize(s)) < len(writer.serialize(g))
+        a, b = invoke_models([(writer.serialize(g), xq), (writer.serialize(s), xq)], "cpython")
+        for (ya,), (yb,) in zip(a, b):
+            np.testing.assert_array_equal(ya, yb)
+    assert len(slim_graph(per_tensor.graph).tensors) == len(per_tensor.graph.tensors) - 1
+
+
+def test_grid_and_short_scales(trained, digits):
+    """Shared weights on the grid -15..15 stay exactly those integers in int8 (clustering
+    lossless); activation scales with 5 significant bits, the input's kept, ranges not cut."""
+    xtr, _, ytr, _ = digits
+    p = prune.prune(trained, xtr, ytr, {"conv2": 0.6, "fc": 0.6}, epochs=1, rounds=1, bits=3,
+                    grid=15)
+    qm = ptq.quantize(p, xtr)
+    before = dict(qm.qparams)
+    prune.short_scales(qm, 5)
+    prune.quantize_per_tensor(qm, 15)
+    for st in qm.steps:
+        if st.w_q is not None:
+            assert np.abs(st.w_q).max() == 15 and np.unique(st.w_q).size <= 8, st.name
+            np.testing.assert_allclose(st.w_q * np.float64(st.w_scale[0]), st.layer.weights,
+                                       rtol=1e-5, atol=1e-7)
+    assert qm.qparams["input"] == before["input"]
+    for name, (scale, zp) in qm.qparams.items():
+        if name != "input" and name != "softmax":
+            bits = int(np.float32(scale).view(np.uint32))
+            assert bits & ((1 << 19) - 1) == 0, (name, scale)  # 1 + 4 mantissa bits
+            assert before[name][0] <= scale < before[name][0] * (1 + 2 ** -4), name
+    g, sizes = cluster.cluster_graph(qm.graph, 3, 0)
+    assert all(s.rms_error == 0.0 for s in sizes)
 
 
 def test_per_layer_fractions_and_distillation(trained, digits):
