@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +18,12 @@ from converter import cluster, writer
 from converter.compress import WBITS, compress_graph
 from converter.tflite_import import import_tflite
 from host_sim import run
-from tinyrt import fileformat as ff
-from tinyrt import opcodes
 from host_sim.cli_compress import accuracy
+
+from .compression_pruned import GOAL_POINTS, GOAL_RATIO, measure_pruned, plot_pruned
 
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 OUT = Path(__file__).resolve().parent
-GOAL_RATIO, GOAL_POINTS = 0.15, 1.0  # file <= 0.15x the int8 .tflite, <= 1 point lost
 
 
 LOSSLESS_MODELS = ["hello_world_int8", "digits_mlp_int8", "digits_cnn_int8", "kws_ref_model",
@@ -111,102 +109,6 @@ def measure(interpreter: str = "unix") -> dict:
     return res
 
 
-def _spare_first(f: float) -> dict[str, float]:
-    """Magnitude fractions sparing the first convolution (54-72 weights: pruning it costs
-    the most accuracy per byte)."""
-    return {"conv2": f, "fc": f}
-
-
-# (channel fraction, index bits, magnitude fraction(s)) of the demo CNN's compressed variants
-PRUNED_CONFIGS = [(0.0, 3, 0.5), (0.25, 3, 0.5), (0.25, 2, 0.5), (0.25, 4, 0.5),
-                  (0.375, 3, _spare_first(0.5)), (0.375, 3, _spare_first(0.6)),
-                  (0.375, 3, _spare_first(0.65)), (0.375, 3, _spare_first(0.7)),
-                  (0.375, 3, _spare_first(0.8)), (0.375, 2, _spare_first(0.5)),
-                  (0.375, 4, _spare_first(0.7)), (0.5, 3, _spare_first(0.7))]
-PRUNE_EPOCHS = 30  # fine-tuning epochs per pruning step
-
-
-def measure_pruned(interpreter: str = "unix") -> dict:
-    """The demo's digits CNN (host_sim/demo.py, trained by converter/train.py): pruned (channels
-    and magnitude), weights shared and fine-tuned, per-tensor int8, clustered, names and
-    metadata dropped (the NAMES and METADATA sections too), each layer kept as LUT indices or
-    decoded to int8, whichever deflates smaller, compressed (optimal deflate); bytes against
-    its own int8 .tflite (compression_tflite.py) and accuracy on the 450 test digits. The
-    smallest file within GOAL_POINTS of the int8 model gets a per-section breakdown."""
-    from converter import prune, ptq
-    from converter.compress import compress_graph, smallest_graph
-
-    from host_sim.demo import cache_dir, load_digits_split, trained_model
-
-    from .compression_tflite import to_tflite
-
-    xtr, xte, ytr, yte = load_digits_split()
-    model, _ = trained_model("cnn_int8", xtr, ytr, cache_dir())
-    qm = ptq.quantize(model, xtr)
-    xq = qm.quantize_input(xte)
-    base = writer.serialize(qm.graph)
-    res = dict(tflite_bytes=len(to_tflite(qm)), trt_bytes=len(base),
-               accuracy=accuracy(base, xq, yte, interpreter), n=len(yte),
-               interpreter=interpreter, epochs=PRUNE_EPOCHS, rows=[])
-    best = None
-    for channels, bits, fraction in PRUNED_CONFIGS:
-        g, _ = prune.compressed_demo_graph(model, xtr, ytr, fraction, channels, bits,
-                                           epochs=PRUNE_EPOCHS)
-        g.strip_names()
-        g.metadata = {}
-        for i in g.inputs + g.outputs:
-            g.tensors[i].name = ""
-        d, z = smallest_graph(g, minimal=True)
-        row = dict(channels=channels, bits=bits, fraction=fraction, file_bytes=len(z),
-                   zlib_bytes=len(compress_graph(g, optimal=False)),  # as before this work
-                   lut_layers=sum(op.opcode in (opcodes.FULLY_CONNECTED_LUT,
-                                                opcodes.CONV_2D_LUT) for op in d.ops),
-                   accuracy=accuracy(z, xq, yte, interpreter))
-        res["rows"].append(row)
-        print(row, flush=True)
-        if row["accuracy"] >= res["accuracy"] - GOAL_POINTS / 100 - 1e-9 and (
-                best is None or len(z) < best[0]["file_bytes"]):
-            best = (row, d)
-    if best is not None:
-        res["best"] = dict(best[0], ratio=best[0]["file_bytes"] / res["tflite_bytes"],
-                           sections=section_bytes(best[1]))
-    return res
-
-
-def section_bytes(g) -> dict[str, int]:
-    """What each part of a compressed model file costs: the stream's bytes less those with
-    that part zeroed (tensor records, op records, META, weights, biases, requant rows)."""
-    from converter.compress import compress_file, drop_sections
-    from converter.compress_tables import compute_tables
-
-    plain = drop_sections(writer.serialize(compute_tables(g)[0]))
-    total = len(compress_file(plain))
-    out = dict(file=total, header=20)
-    n = struct.unpack_from(ff.HEADER_FMT, plain)[2]
-    spans = {}
-    for i in range(n):
-        kind, off, length, _ = struct.unpack_from(ff.SECTION_FMT, plain,
-                                                  ff.HEADER_SIZE + i * ff.SECTION_SIZE)
-        spans[kind] = (off, length)
-        if kind != ff.DATA:
-            out[ff.SECTION_NAMES[kind]] = total - len(compress_file(
-                plain[:off] + bytes(length) + plain[off + length:]))
-    data = spans[ff.DATA][0]
-    t_off, t_len = spans[ff.TENSORS]
-    parts: dict[str, list] = {}
-    for i in range(t_len // ff.TENSOR_SIZE):
-        rec = struct.unpack_from(ff.TENSOR_FMT, plain, t_off + i * ff.TENSOR_SIZE)
-        if rec[2] == ff.CONST:
-            kind = {ff.INT8: "weights"}.get(rec[0], "int32 (bias, requant)")
-            parts.setdefault(kind, []).append((data + rec[4], rec[5]))
-    for kind, spans_ in parts.items():
-        b = bytearray(plain)
-        for off, length in spans_:
-            b[off:off + length] = bytes(length)
-        out[kind] = total - len(compress_file(bytes(b)))
-    return out
-
-
 SPARSE_K = 16  # weights a sparse last-layer fine-tune may move (prune.sparse_fine_tune)
 
 
@@ -253,45 +155,6 @@ def measure_updates(epochs: int = 5, interpreter: str = "unix") -> dict:
                         percent_of_compressed=100 * len(upd) / len(compress_graph(qm.graph)),
                         encoding=stats.encoding, accuracy=accuracy(new, xq, yte, interpreter))
     return res
-
-
-def _fraction_label(f) -> str:
-    if isinstance(f, dict):
-        return "/".join(sorted(set(f"{int(100 * v)}" for v in f.values()))) + "%*"
-    return f"{int(100 * f)}%"
-
-
-def plot_pruned(res: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tfl = res["tflite_bytes"]
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    markers = {0.0: "o", 0.25: "s", 0.375: "D", 0.5: "^"}
-    for bits, color in ((2, "tab:red"), (3, "tab:blue"), (4, "tab:green")):
-        for channels, marker in markers.items():
-            rows = [r for r in res["rows"] if r["channels"] == channels and r["bits"] == bits]
-            if not rows:
-                continue
-            ax.plot([r["file_bytes"] / tfl for r in rows], [100 * r["accuracy"] for r in rows],
-                    marker, color=color, ls="",
-                    label=f"{bits}-bit, {100 * channels:g} % channels pruned")
-            for r in rows:
-                ax.annotate(_fraction_label(r["fraction"]), (r["file_bytes"] / tfl,
-                            100 * r["accuracy"]), textcoords="offset points", xytext=(3, 3),
-                            fontsize=7)
-    ax.axhline(100 * res["accuracy"] - GOAL_POINTS, color="grey", ls=":", lw=1)
-    ax.axvline(GOAL_RATIO, color="grey", ls="--", lw=1)
-    ax.set_xlabel(f"compressed file bytes / its int8 .tflite ({tfl:,} B)")
-    ax.set_ylabel(f"accuracy, % ({res['n']} digits, {res['interpreter']})")
-    ax.set_title("demo digits CNN: pruned (label: magnitude fraction; *: first conv spared)\n"
-                 f"+ shared + deflated; int8 .trt {res['trt_bytes']:,} B at "
-                 f"{100 * res['accuracy']:.1f} %", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
 
 
 def plot(res: dict, path: Path) -> None:
