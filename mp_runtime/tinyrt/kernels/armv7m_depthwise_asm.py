@@ -12,7 +12,8 @@
 # per iteration after taps % 3 single ones. Each Thumb-2 instruction is emitted with
 # data(2, ...), its assembly text beside it (see kernels.armv7m_rows_asm).
 import micropython
-from struct import pack_into
+
+from .fully_connected_asm import store_multiplier
 
 N_PARAMS = 31  # dw_rows' 24 words, the four accumulators, the group's y end, _MODE, _YROW
 P_MODE = 29  # 1: depth multiplier a multiple of 4 (the group's channels read one byte)
@@ -29,7 +30,7 @@ def record(rec, i, c, m_hi, m_lo, left, right):
     object on the way: M >= 2^30 is a long on a 32-bit port, so it is written as two halves."""
     j = REC_WORDS * i
     rec[j] = c
-    pack_into("<HH", rec, 4 * j + 4, ((m_hi & 1) << 15) | m_lo, m_hi >> 1)
+    store_multiplier(rec, j + 1, m_hi, m_lo)
     rec[j + 2] = (1 << (right - 1)) if right > 0 else 0
     rec[j + 3] = right | left << 8
 

@@ -32,8 +32,8 @@ import micropython
 
 from micropython import const
 
-from .fully_connected_asm import address_of, wrap32
-from .requant_bounds import clamp_bounds
+from .fully_connected_asm import address_of, store_multiplier, wrap32
+from .requant_bounds import clamp_bounds_into
 from ..buffers import int32_zeros
 
 # params block (array('i')), byte offsets; _X, _Y and _ROWS sit where int8_rows has them
@@ -327,13 +327,12 @@ def record(rec, i, c, m_hi, m_lo, left, right, y_zp, act_min, act_max):
     """Write channel i's record (C, M, left, mask, half, right, LO, HI) the requantization
     reads: LO, HI of requant_bounds (acc <= LO gives act_min, acc >= HI act_max)."""
     rec[8 * i] = c
-    rec[8 * i + 1] = (m_hi << 15) | m_lo
+    store_multiplier(rec, 8 * i + 1, m_hi, m_lo)
     rec[8 * i + 2] = left
     rec[8 * i + 3] = -1 if right > 0 else 0
     rec[8 * i + 4] = (1 << (right - 1)) if right > 0 else 0
     rec[8 * i + 5] = right
-    rec[8 * i + 6], rec[8 * i + 7] = clamp_bounds(m_hi, m_lo, left, right, y_zp, act_min,
-                                                  act_max)
+    clamp_bounds_into(rec, 8 * i + 6, m_hi, m_lo, left, right, y_zp, act_min, act_max)
 
 
 class Pairs:

@@ -28,9 +28,10 @@
 import micropython
 
 from micropython import const
+from struct import pack_into
 
 from ..fast import arch
-from .requant_bounds import clamp_bounds
+from .requant_bounds import clamp_bounds_into
 from ..buffers import int32_zeros
 
 # params block (array('i')), byte offsets
@@ -696,6 +697,12 @@ def wrap32(v):
     return v - 0x100000000 if v & 0x80000000 else v
 
 
+def store_multiplier(rec, j, m_hi, m_lo):
+    """rec[j] = M = m_hi 2^15 + m_lo (2^30 <= M < 2^31), written as two 16-bit halves: M is a
+    heap long on a 32-bit port, garbage between a layer's tables if it were made."""
+    pack_into("<HH", rec, 4 * j, ((m_hi & 1) << 15) | m_lo, m_hi >> 1)
+
+
 class Rows:
     """What one int8_rows call reads, built once at prepare: the packed weights (wq), the
     per-channel records, the scratch row and the params block p (addresses taken now: this
@@ -717,11 +724,11 @@ class Rows:
                 for i in range(o * k, (o + 1) * k):
                     s += w[i]
                 rec[6 * o] = wrap32(bias[o] - x_zp * s)
-                rec[6 * o + 1] = (m_hi[o] << 15) | m_lo[o]
+                store_multiplier(rec, 6 * o + 1, m_hi[o], m_lo[o])
                 rec[6 * o + 2] = left[o]
                 rec[6 * o + 3] = right[o]
-                rec[6 * o + 4], rec[6 * o + 5] = clamp_bounds(m_hi[o], m_lo[o], left[o],
-                                                              right[o], y_zp, act_min, act_max)
+                clamp_bounds_into(rec, 6 * o + 4, m_hi[o], m_lo[o], left[o], right[o], y_zp,
+                                  act_min, act_max)
             p[_X4W >> 2] = address_of(w)
         else:
             self.run = int8_rows

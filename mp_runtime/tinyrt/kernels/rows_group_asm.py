@@ -25,7 +25,7 @@ import micropython
 from micropython import const
 
 from .fully_connected_asm import address_of, wrap32
-from .requant_bounds import clamp_bounds
+from .requant_bounds import clamp_bounds_into
 from ..buffers import int32_zeros
 
 # params block (array('i')), byte offsets
@@ -446,8 +446,8 @@ class Groups:
             rec[7 * o + 2] = m_lo[o]
             rec[7 * o + 3] = left[o]
             rec[7 * o + 4] = right[o]
-            rec[7 * o + 5], rec[7 * o + 6] = clamp_bounds(m_hi[o], m_lo[o], left[o], right[o],
-                                                          y_zp, act_min, act_max)
+            clamp_bounds_into(rec, 7 * o + 5, m_hi[o], m_lo[o], left[o], right[o], y_zp,
+                              act_min, act_max)
         scr, corr = _shared
         if scr is None or len(scr) < 8 * k:
             scr = _shared[0] = bytearray(8 * k)
