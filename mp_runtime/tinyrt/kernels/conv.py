@@ -22,7 +22,7 @@
 
 from ..errors import ModelError
 from ..fast import chosen, may_repack, select
-from ..fileformat import INT32
+from ..fileformat import ARENA, INT32, tensor_storage
 from ..requant import multiply_by_quantized_multiplier
 from .common import check_activation, drop_reference_tables, int32_values, requant_table, \
     shared, tensor
@@ -135,6 +135,22 @@ def _cols(ow, wd, kw, sw, dw, pl, c):
     return cols
 
 
+def check_apart(model, x, y):
+    """The kernels (reference and twins) read input rows after writing output rows: a CONV_2D
+    whose planned output bytes overlap its input's would compute garbage. The converter never
+    plans that; a file that does raises ModelError at load."""
+    mf = model.file
+    if tensor_storage(mf, x.index) != ARENA:
+        return
+    rx = mf.tensors[x.index]
+    ry = mf.tensors[y.index]
+    if rx.offset < ry.offset + ry.nbytes and ry.offset < rx.offset + rx.nbytes:
+        raise ModelError("CONV_2D output tensor %d (arena bytes %d..%d) overlaps its input "
+                         "tensor %d (arena bytes %d..%d), expected them apart"
+                         % (y.index, ry.offset, ry.offset + ry.nbytes, x.index, rx.offset,
+                            rx.offset + rx.nbytes))
+
+
 class Conv2D:
     def __init__(self, model, op):
         x = tensor(model, op, 0, "input")
@@ -152,6 +168,7 @@ class Conv2D:
             "CONV_2D", op, N_PARAMS, x, kh, kw, out_c, y)
         if b and b.size != out_c:
             raise ModelError("CONV_2D bias has %d values, expected %d" % (b.size, out_c))
+        check_apart(model, x, y)
         n, h, wd = x.shape[0], x.shape[1], x.shape[2]
         ry = axis_windows(oh, h, kh, sh, dh, pt)
         rows = int32_zeros(3 * oh)
