@@ -12,6 +12,9 @@ bottom band (the kernels skip taps past an input's last row, which is the bottom
 the halo rows that neighbouring bands both need are computed by both. Every output element
 sees the same inputs and weights as the unpatched layer, so the results are identical to the
 bit and invoke() allocates nothing more (the plan is ordinary ops and arena offsets).
+Where each band writes its output rows below every input row a later band reads, the stage's
+output lies in its input's bytes (a view of it from its start): a 1x1 layer with Cout <= Cin,
+or a stride-2 stage, then runs in place with one band of temporaries.
 
 `patch(g, max_extra_macs)` picks the stage end and band count whose arena is smallest among
 those that recompute at most `max_extra_macs` (a fraction of the model's MACs) — the stated
@@ -40,6 +43,7 @@ class Plan:
     bands: int
     arena: int  # bytes, as planned
     extra_macs: int  # recomputed halo MACs
+    overlap: bool = False  # the stage's output in its input's bytes (band_graph)
 
 
 def macs(g: Graph, op: Op) -> int:
@@ -93,14 +97,42 @@ def _band_rows(g: Graph, ops: list[Op], o0: int, o1: int) -> list[tuple[int, int
     return rows
 
 
-def band_graph(g: Graph, start: int, end: int, bands: int) -> tuple[Graph, int]:
-    """The graph with ops [start, end) run in `bands` row bands, and its recomputed MACs."""
+def _output_over_input(g: Graph, ops: list[Op], cut: list[int]) -> bool:
+    """Whether the stage's output may lie in its input's bytes from the input's start: each
+    band writes its output rows below every input row a later band reads (a band's own input
+    is read by its first op, before its last op writes), the input is read by the stage only
+    and dies there, and neither tensor is a view, an output or state."""
+    t_in = ops[0].inputs[0]
+    s_in, s_out = g.tensors[t_in], g.tensors[ops[-1].outputs[0]]
+    if s_in.is_const or s_in.view_of or s_out.view_of or s_in.variable or s_out.variable \
+            or t_in in g.outputs or s_out.nbytes > s_in.nbytes:
+        return False
+    if any(t_in in op.inputs for op in g.ops if op is not ops[0]):
+        return False
+    row_in, row_out = s_in.nbytes // s_in.shape[1], s_out.nbytes // s_out.shape[1]
+    for b in range(1, len(cut) - 1):
+        if cut[b] * row_out > _band_rows(g, ops, cut[b], cut[b + 1])[0][0] * row_in:
+            return False
+    return True
+
+
+def band_graph(g: Graph, start: int, end: int, bands: int,
+               overlap: bool = True) -> tuple[Graph, int]:
+    """The graph with ops [start, end) run in `bands` row bands, and its recomputed MACs.
+    overlap: place the stage's output in its input's bytes where that is safe
+    (_output_over_input): the arena then holds the input and one band's intermediates, not
+    the input and the whole output."""
     ops = g.ops[start:end]
     s_in, s_out = ops[0].inputs[0], ops[-1].outputs[0]
     h_out = g.tensors[s_out].shape[1]
     bands = min(bands, h_out)
     cut = [h_out * b // bands for b in range(bands + 1)]
     ng = Graph(list(g.tensors), [], list(g.inputs), list(g.outputs), dict(g.metadata))
+    out_parent = s_out
+    if overlap and _output_over_input(g, ops, cut):
+        t = ng.tensors[s_out] = copy.copy(g.tensors[s_out])
+        t.view_of = (s_in, 0)
+        out_parent = s_in
     ng.ops = list(g.ops[:start])
     extra = -sum(macs(g, op) for op in ops)
     for b in range(bands):
@@ -111,7 +143,7 @@ def band_graph(g: Graph, start: int, end: int, bands: int) -> tuple[Graph, int]:
             r0 = rows[k][0]
             full = op.outputs[0]
             if k == len(ops) - 1:
-                y = _view(ng, s_out, o0, o1, f"band{b}")
+                y = _view(ng, s_out, o0, o1, f"band{b}", out_parent)
             else:
                 t = g.tensors[full]
                 y = ng.add_tensor(Tensor(f"{t.name}/band{b}", (1, o1 - o0) + t.shape[2:],
@@ -127,14 +159,15 @@ def band_graph(g: Graph, start: int, end: int, bands: int) -> tuple[Graph, int]:
     return _drop_unused(ng), extra
 
 
-def _view(g: Graph, parent: int, r0: int, r1: int, tag: str) -> int:
-    """A tensor for rows [r0, r1) of NHWC tensor `parent` (batch 1), in its bytes."""
-    t = g.tensors[parent]
+def _view(g: Graph, of: int, r0: int, r1: int, tag: str, parent: int | None = None) -> int:
+    """A tensor for rows [r0, r1) of NHWC tensor `of` (batch 1), in its bytes; `parent`: the
+    buffer holding `of` from its start (`of` itself by default)."""
+    t = g.tensors[of]
     row = t.nbytes // t.shape[1]
     v = copy.copy(t)
     v.name = f"{t.name}/{tag}" if t.name else ""
     v.shape = (1, r1 - r0) + tuple(t.shape[2:])
-    v.view_of = (parent, r0 * row)
+    v.view_of = (of if parent is None else parent, r0 * row)
     return g.add_tensor(v)
 
 
@@ -165,16 +198,19 @@ def best_plan(g: Graph, max_extra_macs: float = 0.25, max_bands: int = 6) -> Pla
     from .writer import plan
 
     total_macs = sum(macs(g, op) for op in g.ops) or 1
-    best = Plan(0, 0, 1, plan(g)[1], 0)
+    best = Plan(0, 0, 1, plan(g)[1], 0, False)
     for start, end in stages(g):
         h = g.tensors[g.ops[end - 1].outputs[0]].shape[1]
         for bands in range(2, min(h, max_bands) + 1):
-            ng, extra = band_graph(g, start, end, bands)
+            for overlap in (False, True):
+                ng, extra = band_graph(g, start, end, bands, overlap)
+                if extra > max_extra_macs * total_macs:
+                    break
+                arena = plan(ng)[1]
+                if (arena, extra, overlap) < (best.arena, best.extra_macs, best.overlap):
+                    best = Plan(start, end, bands, arena, extra, overlap)
             if extra > max_extra_macs * total_macs:
                 break  # more bands recompute more
-            arena = plan(ng)[1]
-            if (arena, extra) < (best.arena, best.extra_macs):
-                best = Plan(start, end, bands, arena, extra)
     return best if best.bands > 1 else None
 
 
@@ -183,7 +219,7 @@ def patch(g: Graph, max_extra_macs: float = 0.25, max_bands: int = 6) -> tuple[G
     p = best_plan(g, max_extra_macs, max_bands)
     if p is None:
         return g, None
-    ng, _ = band_graph(g, p.start, p.end, p.bands)
+    ng, _ = band_graph(g, p.start, p.end, p.bands, p.overlap)
     ng.metadata["patch"] = {"ops": [p.start, p.end], "bands": p.bands,
-                            "extra_macs": p.extra_macs}
+                            "extra_macs": p.extra_macs, "overlap": p.overlap}
     return ng, p

@@ -3,13 +3,14 @@ output rows, so such a file (the converter never writes one) must raise ModelErr
 
 from __future__ import annotations
 
+import json
 import struct
 
 import numpy as np
 import pytest
 
 import tinyrt
-from converter import writer
+from converter import patch, writer
 from converter.graph import Graph
 from converter.layers import conv
 from tests.models import patch_section
@@ -54,3 +55,54 @@ def test_overlap_raises(shift):
     assert _offset(bad, y)[0] == max(0, ox + shift)
     with pytest.raises(tinyrt.ModelError, match="overlaps its input"):
         tinyrt.load(bad)
+
+
+# A patched stage's output placed in its input's bytes (converter.patch band_graph, overlap):
+# each band writes its output rows below every input row a later band reads. On every
+# interpreter, invoke() under heap_lock, the outputs equal the unpatched model's to the bit.
+_OVER_CASES = [(2, 24, 16, 3, [("conv", 3, 2, 1, "SAME", 8), ("dw", 3, 1, 1, "SAME", 8),
+                               ("conv", 1, 1, 1, "SAME", 8), ("dw", 3, 2, 1, "SAME", 8)], 4),
+               (5, 24, 12, 4, [("conv", 3, 2, 1, "SAME", 8), ("dw", 3, 1, 1, "SAME", 8),
+                               ("conv", 1, 1, 1, "SAME", 4)], 3),
+               # pointwise only, Cout <= Cin: 1x1 layers in place, one band of temporaries
+               (7, 16, 8, 8, [("conv", 1, 1, 1, "SAME", 8), ("conv", 1, 1, 1, "SAME", 6)], 4)]
+
+
+def test_stage_output_over_its_input(interpreter):
+    from host_sim import run
+    from tests.test_patch import SCRIPT, _outputs, chain_graph
+
+    files, script_cases, want = {}, [], {}
+    for k, (seed, h, w, c, specs, bands) in enumerate(_OVER_CASES):
+        g = chain_graph(seed, h, w, c, specs)
+        pg, _ = patch.band_graph(g, 0, len(specs), bands)
+        # the overlap is taken: the stage's output (the head's input) in the graph input's bytes
+        assert pg.tensors[pg.ops[-1].inputs[0]].view_of == (pg.inputs[0], 0)
+        b = writer.serialize(pg)
+        assert writer.plan(pg)[1] < writer.plan(patch.band_graph(g, 0, len(specs), bands,
+                                                                 False)[0])[1]
+        xs = np.random.default_rng(seed).integers(-128, 128, (2, h * w * c)).tolist()
+        name = f"o{k}.trt"
+        files[name] = b
+        script_cases.append([name, xs])
+        want[name] = _outputs(writer.serialize(g), xs)
+    files["cases.json"] = json.dumps(script_cases)
+    out = run(SCRIPT, interpreter, files=files).stdout
+    got: dict = {}
+    for line in out.splitlines():
+        if line.startswith("CASE "):
+            name, y = json.loads(line[5:])
+            got.setdefault(name, []).append(y)
+    assert got == want
+
+
+def test_unsafe_stage_overlap_is_refused():
+    from tests.test_patch import chain_graph
+
+    # 1x1 then 3x3 at stride 1, as wide out as in: a band's output rows reach the next
+    # band's halo input row, so the output stays in bytes of its own
+    g = chain_graph(4, 16, 16, 8, [("conv", 1, 1, 1, "SAME", 16), ("dw", 3, 1, 1, "SAME", 16),
+                                   ("conv", 1, 1, 1, "SAME", 8)])
+    pg, _ = patch.band_graph(g, 0, 3, 5)
+    assert pg.tensors[pg.ops[-1].inputs[0]].view_of is None
+    assert pg.tensors[patch.band_graph(g, 0, 3, 5, False)[0].ops[-1].inputs[0]].view_of is None
